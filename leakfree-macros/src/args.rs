@@ -1,0 +1,337 @@
+//! The options of `#[leak_checked(...)]`, parsed into a plain [`Args`].
+//!
+//! Parsing knows nothing about the item the attribute is on: which options
+//! make sense for which form is checked in `expand.rs`, after module options
+//! and a fn's own options have been merged.
+
+use proc_macro2::{Span, TokenStream};
+use syn::meta::ParseNestedMeta;
+use syn::parse::{ParseStream, Parser};
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Attribute, Error, Expr, ExprLit, Lit, LitStr, Meta, Path, Token};
+
+/// Every key, in the order the "unknown option" error lists them.
+const KEYS: &[&str] = &[
+    "grace",
+    "ignore_name",
+    "ignore_location",
+    "allow_untracked",
+    "crate",
+    "flavor",
+    "worker_threads",
+    "start_paused",
+    "skip",
+];
+
+/// The forms `grace` accepts, for error messages.
+const GRACE_FORMS: &str = "a number followed by `us`, `ms` or `s`, e.g. \"500us\", \"250ms\", \"2s\" or \"1.5s\"";
+
+/// One option's value and the span of its key, so that errors about the
+/// option as a whole (wrong form, conflicts) point at the key.
+#[derive(Debug, Clone)]
+pub(crate) struct Opt<T> {
+    pub(crate) value: T,
+    pub(crate) key: Span,
+}
+
+/// The runtime flavor of the self-contained test form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flavor {
+    CurrentThread,
+    MultiThread,
+}
+
+/// The options of one `#[leak_checked(...)]`; `None` means "not given".
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Args {
+    /// Grace period in nanoseconds.
+    pub(crate) grace: Option<Opt<u64>>,
+    pub(crate) ignore_name: Option<Opt<Vec<LitStr>>>,
+    pub(crate) ignore_location: Option<Opt<Vec<LitStr>>>,
+    pub(crate) allow_untracked: Option<Opt<()>>,
+    pub(crate) crate_path: Option<Opt<Path>>,
+    pub(crate) flavor: Option<Opt<Flavor>>,
+    pub(crate) worker_threads: Option<Opt<usize>>,
+    pub(crate) start_paused: Option<Opt<bool>>,
+    pub(crate) skip: Option<Opt<()>>,
+}
+
+impl Args {
+    /// Parses the tokens inside `#[leak_checked(...)]`.
+    pub(crate) fn parse(tokens: TokenStream) -> syn::Result<Self> {
+        let mut args = Args::default();
+        syn::meta::parser(|meta| args.parse_option(meta)).parse2(tokens)?;
+        Ok(args)
+    }
+
+    /// Parses a `#[leak_checked]` / `#[leak_checked(...)]` attribute found on
+    /// a fn inside an annotated module.
+    pub(crate) fn from_attribute(attr: &Attribute) -> syn::Result<Self> {
+        match &attr.meta {
+            Meta::Path(_) => Ok(Args::default()),
+            Meta::List(list) => Args::parse(list.tokens.clone()),
+            Meta::NameValue(nv) => Err(Error::new_spanned(
+                nv.eq_token,
+                "write options in parentheses, e.g. `#[leak_checked(grace = \"250ms\")]`",
+            )),
+        }
+    }
+
+    /// These options with `defaults` filling in every key not given here.
+    pub(crate) fn or(&self, defaults: &Args) -> Args {
+        fn pick<T: Clone>(own: &Option<T>, default: &Option<T>) -> Option<T> {
+            own.as_ref().or(default.as_ref()).cloned()
+        }
+        Args {
+            grace: pick(&self.grace, &defaults.grace),
+            ignore_name: pick(&self.ignore_name, &defaults.ignore_name),
+            ignore_location: pick(&self.ignore_location, &defaults.ignore_location),
+            allow_untracked: pick(&self.allow_untracked, &defaults.allow_untracked),
+            crate_path: pick(&self.crate_path, &defaults.crate_path),
+            flavor: pick(&self.flavor, &defaults.flavor),
+            worker_threads: pick(&self.worker_threads, &defaults.worker_threads),
+            start_paused: pick(&self.start_paused, &defaults.start_paused),
+            skip: pick(&self.skip, &defaults.skip),
+        }
+    }
+
+    /// The options that configure the runtime of the self-contained test
+    /// form, by key name, in source order of the keys list.
+    pub(crate) fn runtime_options(&self) -> Vec<(&'static str, Span)> {
+        let mut found = Vec::new();
+        if let Some(o) = &self.flavor {
+            found.push(("flavor", o.key));
+        }
+        if let Some(o) = &self.worker_threads {
+            found.push(("worker_threads", o.key));
+        }
+        if let Some(o) = &self.start_paused {
+            found.push(("start_paused", o.key));
+        }
+        found
+    }
+
+    /// Whether any option other than `skip` is given.
+    pub(crate) fn has_options_besides_skip(&self) -> bool {
+        let Args {
+            grace,
+            ignore_name,
+            ignore_location,
+            allow_untracked,
+            crate_path,
+            flavor,
+            worker_threads,
+            start_paused,
+            skip: _,
+        } = self;
+        grace.is_some()
+            || ignore_name.is_some()
+            || ignore_location.is_some()
+            || allow_untracked.is_some()
+            || crate_path.is_some()
+            || flavor.is_some()
+            || worker_threads.is_some()
+            || start_paused.is_some()
+    }
+
+    fn parse_option(&mut self, meta: ParseNestedMeta<'_>) -> syn::Result<()> {
+        let key = meta.path.get_ident().map(ToString::to_string);
+        match key.as_deref() {
+            Some("grace") => set(&mut self.grace, &meta, "grace", parse_grace),
+            Some("ignore_name") => set(&mut self.ignore_name, &meta, "ignore_name", parse_globs),
+            Some("ignore_location") => {
+                set(&mut self.ignore_location, &meta, "ignore_location", parse_globs)
+            }
+            Some("allow_untracked") => set(&mut self.allow_untracked, &meta, "allow_untracked", |m| {
+                parse_flag(m, "allow_untracked")
+            }),
+            Some("crate") => set(&mut self.crate_path, &meta, "crate", parse_crate_path),
+            Some("flavor") => set(&mut self.flavor, &meta, "flavor", parse_flavor),
+            Some("worker_threads") => {
+                set(&mut self.worker_threads, &meta, "worker_threads", parse_worker_threads)
+            }
+            Some("start_paused") => set(&mut self.start_paused, &meta, "start_paused", parse_bool),
+            Some("skip") => set(&mut self.skip, &meta, "skip", |m| parse_flag(m, "skip")),
+            _ => {
+                let path = meta.path.segments.iter().map(|s| s.ident.to_string());
+                let path = path.collect::<Vec<_>>().join("::");
+                let expected = KEYS.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>();
+                Err(Error::new_spanned(
+                    &meta.path,
+                    format!("unknown option `{path}`; expected one of: {}", expected.join(", ")),
+                ))
+            }
+        }
+    }
+}
+
+/// The one setter every key goes through: rejects a second occurrence of the
+/// key (at the duplicate's span) before parsing its value.
+fn set<T>(
+    slot: &mut Option<Opt<T>>,
+    meta: &ParseNestedMeta<'_>,
+    name: &str,
+    parse: impl FnOnce(&ParseNestedMeta<'_>) -> syn::Result<T>,
+) -> syn::Result<()> {
+    if slot.is_some() {
+        return Err(Error::new_spanned(&meta.path, format!("duplicate option `{name}`")));
+    }
+    let key = meta.path.span();
+    let value = parse(meta)?;
+    *slot = Some(Opt { value, key });
+    Ok(())
+}
+
+fn parse_flag(meta: &ParseNestedMeta<'_>, name: &str) -> syn::Result<()> {
+    if meta.input.is_empty() || meta.input.peek(Token![,]) {
+        Ok(())
+    } else {
+        Err(Error::new(
+            meta.input.span(),
+            format!("`{name}` is a flag and takes no value: write just `{name}`"),
+        ))
+    }
+}
+
+/// The literal after `key =`, with a message naming what was expected if the
+/// value is not a literal at all.
+fn value_lit(meta: &ParseNestedMeta<'_>, expected: &str) -> syn::Result<Lit> {
+    let input = meta.value()?;
+    match input.parse::<Expr>()? {
+        Expr::Lit(ExprLit { lit, .. }) => Ok(lit),
+        other => Err(Error::new_spanned(other, format!("expected {expected}"))),
+    }
+}
+
+fn parse_grace(meta: &ParseNestedMeta<'_>) -> syn::Result<u64> {
+    match value_lit(meta, "a duration string such as \"250ms\"")? {
+        Lit::Str(lit) => parse_duration(&lit.value())
+            .map_err(|why| Error::new(lit.span(), format!("invalid `grace` {why}: write {GRACE_FORMS}"))),
+        Lit::Int(lit) if ["us", "ms", "s"].contains(&lit.suffix()) => Err(Error::new(
+            lit.span(),
+            format!("write the duration as a string: `grace = \"{lit}\"`"),
+        )),
+        lit @ (Lit::Int(_) | Lit::Float(_)) => {
+            Err(Error::new(lit.span(), "`grace` needs a unit: write a unit, e.g. \"250ms\""))
+        }
+        lit => Err(Error::new(lit.span(), "expected a duration string such as \"250ms\"")),
+    }
+}
+
+/// Parses `"250ms"`, `"2s"`, `"500us"`, `"1.5s"` into nanoseconds.
+///
+/// The error is the reason, phrased to follow "invalid `grace`".
+pub(crate) fn parse_duration(text: &str) -> Result<u64, String> {
+    let (number, unit_nanos) = if let Some(n) = text.strip_suffix("us") {
+        (n, 1_000)
+    } else if let Some(n) = text.strip_suffix("ms") {
+        (n, 1_000_000)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1_000_000_000)
+    } else {
+        return Err(format!("\"{text}\": missing unit"));
+    };
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !all_digits(whole) || !all_digits(fraction) || number.ends_with('.') {
+        return Err(format!("\"{text}\": not a number followed by a unit"));
+    }
+    let too_large = || format!("\"{text}\": too large");
+    let whole: u64 = whole.parse().map_err(|_| too_large())?;
+    let mut nanos = whole.checked_mul(unit_nanos).ok_or_else(too_large)?;
+    // Each fraction digit is worth a tenth of the previous one; the result
+    // must stay a whole number of nanoseconds.
+    let mut place = unit_nanos;
+    for digit in fraction.bytes().map(|b| u64::from(b - b'0')) {
+        if place % 10 != 0 {
+            return Err(format!("\"{text}\": finer than a nanosecond"));
+        }
+        place /= 10;
+        nanos = nanos.checked_add(digit * place).ok_or_else(too_large)?;
+    }
+    Ok(nanos)
+}
+
+fn parse_globs(meta: &ParseNestedMeta<'_>) -> syn::Result<Vec<LitStr>> {
+    let input = meta.value()?;
+    let expected = "expected a glob string or an array of them, e.g. \"worker-*\" or [\"a\", \"b*\"]";
+    if input.peek(syn::token::Bracket) {
+        let content;
+        syn::bracketed!(content in input);
+        let globs = Punctuated::<LitStr, Token![,]>::parse_terminated_with(&content, |s: ParseStream<'_>| {
+            if s.peek(LitStr) { s.parse() } else { Err(s.error(expected)) }
+        })?;
+        Ok(globs.into_iter().collect())
+    } else if input.peek(LitStr) {
+        Ok(vec![input.parse()?])
+    } else {
+        Err(input.error(expected))
+    }
+}
+
+fn parse_crate_path(meta: &ParseNestedMeta<'_>) -> syn::Result<Path> {
+    let expected = "a string holding a path, e.g. `crate = \"lf\"`";
+    match value_lit(meta, expected)? {
+        Lit::Str(lit) => lit.parse::<Path>().map_err(|_| {
+            Error::new(
+                lit.span(),
+                format!("`crate` must be a path such as \"lf\" or \"::my_crate::lf\", not \"{}\"", lit.value()),
+            )
+        }),
+        lit => Err(Error::new(lit.span(), format!("expected {expected}"))),
+    }
+}
+
+fn parse_flavor(meta: &ParseNestedMeta<'_>) -> syn::Result<Flavor> {
+    let expected = "`flavor = \"current_thread\"` or `flavor = \"multi_thread\"`";
+    match value_lit(meta, expected)? {
+        Lit::Str(lit) => match lit.value().as_str() {
+            "current_thread" => Ok(Flavor::CurrentThread),
+            "multi_thread" => Ok(Flavor::MultiThread),
+            other => Err(Error::new(
+                lit.span(),
+                format!("unknown flavor `{other}`; expected `current_thread` or `multi_thread`"),
+            )),
+        },
+        lit => Err(Error::new(lit.span(), format!("expected {expected}"))),
+    }
+}
+
+fn parse_worker_threads(meta: &ParseNestedMeta<'_>) -> syn::Result<usize> {
+    let expected = "a number of threads, e.g. `worker_threads = 4`";
+    match value_lit(meta, expected)? {
+        Lit::Int(lit) => match lit.base10_parse::<usize>()? {
+            0 => Err(Error::new(lit.span(), "`worker_threads` must be at least 1")),
+            n => Ok(n),
+        },
+        lit => Err(Error::new(lit.span(), format!("expected {expected}"))),
+    }
+}
+
+fn parse_bool(meta: &ParseNestedMeta<'_>) -> syn::Result<bool> {
+    match value_lit(meta, "`true` or `false`")? {
+        Lit::Bool(lit) => Ok(lit.value),
+        lit => Err(Error::new(lit.span(), "expected `true` or `false`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500us"), Ok(500_000));
+        assert_eq!(parse_duration("250ms"), Ok(250_000_000));
+        assert_eq!(parse_duration("2s"), Ok(2_000_000_000));
+        assert_eq!(parse_duration("1.5s"), Ok(1_500_000_000));
+        assert_eq!(parse_duration("0.25ms"), Ok(250_000));
+        assert_eq!(parse_duration("0ms"), Ok(0));
+        assert_eq!(parse_duration("1.001us"), Ok(1_001));
+        assert!(parse_duration("1.0001us").is_err());
+        for bad in ["", "ms", "100", "1.s", ".5s", "-1s", "1 s", "1m", "1h", "1e3ms", "99999999999999999999s"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} should not parse");
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! Rewriting the annotated item.
+//!
+//! The attribute sees the item with every attribute *below* it still
+//! attached, so the form is decided by those attributes:
+//!
+//! | item                                     | form           | body becomes                       |
+//! |------------------------------------------|----------------|------------------------------------|
+//! | `#[tokio::test]` / `#[tokio::main]` `async fn` | wrapping | `run_scoped(test_scope/service_scope, body).await` |
+//! | `#[test] async fn`                       | self-contained | sync fn: `block_on_test(scope, runtime, body)` |
+//! | any other `async fn`                     | service        | `run_scoped(service_scope, body).await` |
+//! | inline `mod`                             | module         | each test `async fn` as above      |
+//!
+//! Generated code names only `#crate::__private::…` and `::core::…` by
+//! absolute path, binds only `__leakfree_`-prefixed locals, and keeps the
+//! user's body in its own block inside `async move`, so that `return` and
+//! `?` keep their meaning and the parameters are moved in as an `async fn`
+//! would move them.
+
+use proc_macro2::{Literal, Span, TokenStream};
+use quote::{ToTokens, format_ident, quote};
+use syn::ext::IdentExt;
+use syn::visit_mut::VisitMut;
+use syn::{Attribute, Error, Item, ItemFn, ItemMod, LitStr, ReturnType, Type, parse_quote};
+
+use crate::args::{Args, Flavor};
+use crate::test_attr::{self, TestAttr, TokioAttr};
+
+/// Expands `#[leak_checked(args)] item`.
+///
+/// On `Err` the caller emits [`fallback`] of the item followed by the error,
+/// so that the user's item survives a mistake in the attribute.
+pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    match syn::parse2::<Item>(item)? {
+        Item::Fn(f) => {
+            let args = Args::parse(args)?;
+            if let Some(skip) = &args.skip {
+                return Err(Error::new(skip.key, "`skip` only applies inside a #[leak_checked] module"));
+            }
+            if let Some(second) = f.attrs.iter().find(|a| test_attr::is_leak_checked(a)) {
+                return Err(Error::new_spanned(
+                    second,
+                    "#[leak_checked] is applied twice: remove one (to merge options, put one on a `mod` and one on the fn)",
+                ));
+            }
+            Ok(expand_fn(f, &args, &args)?.into_token_stream())
+        }
+        Item::Mod(m) => {
+            let args = Args::parse(args)?;
+            expand_mod(m, &args).map(ToTokens::into_token_stream)
+        }
+        other => Err(Error::new(
+            keyword_span(&other),
+            "#[leak_checked] goes on an `async fn` or an inline `mod`",
+        )),
+    }
+}
+
+/// What to emit when [`expand`] fails: the item as written, except that the
+/// `#[leak_checked]` attributes on fns of an annotated module are removed so
+/// they do not expand on their own and report unrelated errors.
+pub(crate) fn fallback(item: TokenStream) -> TokenStream {
+    match syn::parse2::<Item>(item.clone()) {
+        Ok(Item::Mod(mut m)) => {
+            for item in m.content.iter_mut().flat_map(|(_, items)| items) {
+                if let Item::Fn(f) = item {
+                    f.attrs.retain(|a| !test_attr::is_leak_checked(a));
+                }
+            }
+            m.into_token_stream()
+        }
+        _ => item,
+    }
+}
+
+/// The form of an annotated `async fn`.
+#[derive(Debug, Clone, Copy)]
+enum Form {
+    /// Above `#[tokio::test]` / `#[tokio::main]`: tokio owns the runtime.
+    Wrapping(TokioAttr),
+    /// Above `#[test]` (the attribute at this index): leakfree builds the runtime.
+    SelfContained(usize),
+    /// No test attribute: a service entrypoint on the caller's runtime.
+    Service,
+}
+
+/// Decides the form of `f`, or explains why it cannot be annotated.
+fn form(f: &ItemFn) -> syn::Result<Form> {
+    if f.sig.asyncness.is_none() {
+        let message = if f.attrs.iter().any(test_attr::is_tokio_expansion_marker) {
+            "place #[leak_checked] above #[tokio::test]: it has to see the async fn before tokio rewrites it"
+        } else {
+            "#[leak_checked] needs an `async fn`"
+        };
+        return Err(Error::new_spanned(f.sig.fn_token, message));
+    }
+    let mut found = None;
+    for (index, attr) in f.attrs.iter().enumerate() {
+        if let Some(kind) = test_attr::classify(attr) {
+            if found.is_some() {
+                return Err(Error::new_spanned(
+                    attr,
+                    "second test attribute: use either `#[tokio::test]` (wrapping form) or `#[test]` (self-contained form)",
+                ));
+            }
+            found = Some(match kind {
+                TestAttr::Tokio(tokio) => Form::Wrapping(tokio),
+                TestAttr::Builtin => Form::SelfContained(index),
+            });
+        }
+    }
+    Ok(found.unwrap_or(Form::Service))
+}
+
+/// Expands one `async fn` with the effective options `opts`.
+///
+/// `own` are the options written on the fn itself (equal to `opts` outside a
+/// module): runtime options a module gives as defaults are ignored by forms
+/// that do not build a runtime, but written on the fn they are an error.
+fn expand_fn(mut f: ItemFn, opts: &Args, own: &Args) -> syn::Result<ItemFn> {
+    let form = form(&f)?;
+    let default_crate = parse_quote!(::leakfree_runtime);
+    let krate = opts.crate_path.as_ref().map_or(&default_crate, |o| &o.value);
+    let name = LitStr::new(&f.sig.ident.unraw().to_string(), f.sig.ident.span());
+    let body = constrained_body(&f, krate);
+
+    match form {
+        Form::Wrapping(tokio) => {
+            reject_runtime_options(own, |key| {
+                format!(
+                    "`{key}` belongs to `#[{}(...)]` here; leak_checked only takes it in the self-contained form `#[leak_checked] #[test] async fn`",
+                    tokio.name()
+                )
+            })?;
+            let scope = scope_builder(opts, krate, &name, tokio == TokioAttr::Test);
+            *f.block = parse_quote!({
+                #krate::__private::run_scoped(#scope, #body).await
+            });
+        }
+        Form::Service => {
+            reject_runtime_options(own, |key| {
+                format!(
+                    "`{key}` only applies to the self-contained test form `#[leak_checked] #[test] async fn`; this fn runs on its caller's runtime"
+                )
+            })?;
+            let scope = scope_builder(opts, krate, &name, false);
+            *f.block = parse_quote!({
+                #krate::__private::run_scoped(#scope, #body).await
+            });
+        }
+        Form::SelfContained(index) => {
+            if let Some(threads) = &opts.worker_threads {
+                if opts.flavor.as_ref().map(|o| o.value) != Some(Flavor::MultiThread) {
+                    // Blame the fn's own key when the conflict comes from
+                    // overriding one of the module's options.
+                    let span = match (&own.worker_threads, &own.flavor) {
+                        (None, Some(flavor)) => flavor.key,
+                        _ => threads.key,
+                    };
+                    return Err(Error::new(
+                        span,
+                        "`worker_threads` needs `flavor = \"multi_thread\"` (the default `current_thread` runtime has no worker threads)",
+                    ));
+                }
+            }
+            let scope = scope_builder(opts, krate, &name, true);
+            let runtime = runtime_options(opts, krate);
+            let span = f.attrs[index].pound_token.span;
+            f.attrs[index] = parse_quote_spanned_test(span);
+            f.sig.asyncness = None;
+            *f.block = parse_quote!({
+                let __leakfree_body = #body;
+                #krate::__private::block_on_test(#scope, #runtime, __leakfree_body)
+            });
+        }
+    }
+    Ok(f)
+}
+
+/// `#[::core::prelude::v1::test]` at the span of the user's `#[test]`.
+fn parse_quote_spanned_test(span: Span) -> Attribute {
+    syn::parse_quote_spanned!(span=> #[::core::prelude::v1::test])
+}
+
+fn reject_runtime_options(own: &Args, message: impl Fn(&str) -> String) -> syn::Result<()> {
+    let mut errors = own.runtime_options().into_iter().map(|(key, span)| Error::new(span, message(key)));
+    match errors.next() {
+        None => Ok(()),
+        Some(mut first) => {
+            errors.for_each(|e| first.combine(e));
+            Err(first)
+        }
+    }
+}
+
+/// `async move { body }`, tied to the declared return type with
+/// `constrain::<R, _>` unless that type cannot be named in an expression.
+fn constrained_body(f: &ItemFn, krate: &syn::Path) -> TokenStream {
+    let block = &f.block;
+    match &f.sig.output {
+        ReturnType::Default => quote!(#krate::__private::constrain::<(), _>(async move #block)),
+        ReturnType::Type(_, ty) if unnameable(ty) => quote!(async move #block),
+        ReturnType::Type(_, ty) => quote!(#krate::__private::constrain::<#ty, _>(async move #block)),
+    }
+}
+
+/// Whether `ty` contains `impl Trait` (or is `!`), which a turbofish cannot name.
+fn unnameable(ty: &Type) -> bool {
+    struct Finder(bool);
+    impl VisitMut for Finder {
+        fn visit_type_impl_trait_mut(&mut self, _: &mut syn::TypeImplTrait) {
+            self.0 = true;
+        }
+        fn visit_type_never_mut(&mut self, _: &mut syn::TypeNever) {
+            self.0 = true;
+        }
+    }
+    let mut finder = Finder(false);
+    finder.visit_type_mut(&mut ty.clone());
+    finder.0
+}
+
+/// `test_scope("name")` or `service_scope("name")` with one call per option.
+fn scope_builder(opts: &Args, krate: &syn::Path, name: &LitStr, test: bool) -> TokenStream {
+    let constructor = format_ident!("{}", if test { "test_scope" } else { "service_scope" });
+    let mut scope = quote!(#krate::__private::#constructor(#name));
+    if let Some(grace) = &opts.grace {
+        let nanos = Literal::u64_unsuffixed(grace.value);
+        scope.extend(quote!(.grace(#krate::__private::Duration::from_nanos(#nanos))));
+    }
+    for glob in opts.ignore_name.iter().flat_map(|o| &o.value) {
+        scope.extend(quote!(.ignore_name(#glob)));
+    }
+    for glob in opts.ignore_location.iter().flat_map(|o| &o.value) {
+        scope.extend(quote!(.ignore_location(#glob)));
+    }
+    if opts.allow_untracked.is_some() {
+        scope.extend(quote!(.count_untracked(false)));
+    }
+    scope
+}
+
+/// `RuntimeOptions::new()` with one call per runtime option given.
+fn runtime_options(opts: &Args, krate: &syn::Path) -> TokenStream {
+    let mut runtime = quote!(#krate::__private::RuntimeOptions::new());
+    if let Some(flavor) = &opts.flavor {
+        let variant = match flavor.value {
+            Flavor::CurrentThread => format_ident!("CurrentThread"),
+            Flavor::MultiThread => format_ident!("MultiThread"),
+        };
+        runtime.extend(quote!(.flavor(#krate::__private::Flavor::#variant)));
+    }
+    if let Some(threads) = &opts.worker_threads {
+        let threads = Literal::usize_unsuffixed(threads.value);
+        runtime.extend(quote!(.worker_threads(#threads)));
+    }
+    if let Some(paused) = &opts.start_paused {
+        let paused = paused.value;
+        runtime.extend(quote!(.start_paused(#paused)));
+    }
+    runtime
+}
+
+/// Expands every test `async fn` directly inside the module; collects the
+/// errors of all of them.
+fn expand_mod(mut m: ItemMod, opts: &Args) -> syn::Result<ItemMod> {
+    if let Some(skip) = &opts.skip {
+        return Err(Error::new(
+            skip.key,
+            "`skip` goes on a fn inside a #[leak_checked] module, not on the module",
+        ));
+    }
+    if let (Some(threads), flavor) = (&opts.worker_threads, &opts.flavor) {
+        if flavor.as_ref().map(|o| o.value) != Some(Flavor::MultiThread) {
+            return Err(Error::new(threads.key, "`worker_threads` needs `flavor = \"multi_thread\"`"));
+        }
+    }
+    let Some((_, items)) = &mut m.content else {
+        return Err(Error::new_spanned(
+            &m.ident,
+            "#[leak_checked] on a module needs its items inline: `mod name { ... }`, not `mod name;`",
+        ));
+    };
+    let mut errors: Option<Error> = None;
+    for item in items.iter_mut() {
+        let Item::Fn(f) = item else { continue };
+        match expand_mod_fn(f.clone(), opts) {
+            Ok(Some(expanded)) => *f = expanded,
+            Ok(None) => {}
+            Err(e) => match &mut errors {
+                Some(all) => all.combine(e),
+                None => errors = Some(e),
+            },
+        }
+    }
+    match errors {
+        Some(e) => Err(e),
+        None => Ok(m),
+    }
+}
+
+/// One fn of an annotated module: `Ok(None)` leaves it as it is.
+fn expand_mod_fn(mut f: ItemFn, module: &Args) -> syn::Result<Option<ItemFn>> {
+    let mut own_attrs = f.attrs.iter().filter(|a| test_attr::is_leak_checked(a));
+    let own_attr = own_attrs.next().cloned();
+    if let Some(second) = own_attrs.next() {
+        return Err(Error::new_spanned(second, "#[leak_checked] is applied twice to this fn"));
+    }
+    let Some(own_attr) = own_attr else {
+        let is_test = f.attrs.iter().any(|a| test_attr::classify(a).is_some());
+        if f.sig.asyncness.is_none() || !is_test {
+            return Ok(None);
+        }
+        return expand_fn(f, module, &Args::default()).map(Some);
+    };
+    f.attrs.retain(|a| !test_attr::is_leak_checked(a));
+    let own = Args::from_attribute(&own_attr)?;
+    if let Some(skip) = &own.skip {
+        if own.has_options_besides_skip() {
+            return Err(Error::new(skip.key, "`skip` leaves the fn unchecked: remove the other options"));
+        }
+        return Ok(Some(f));
+    }
+    expand_fn(f, &own.or(module), &own).map(Some)
+}
+
+/// The span of the keyword that names what kind of item this is, for the
+/// error on items the attribute does not apply to.
+fn keyword_span(item: &Item) -> Span {
+    match item {
+        Item::Const(i) => i.const_token.span,
+        Item::Enum(i) => i.enum_token.span,
+        Item::ExternCrate(i) => i.extern_token.span,
+        Item::ForeignMod(i) => i.abi.extern_token.span,
+        Item::Impl(i) => i.impl_token.span,
+        Item::Macro(i) => i.mac.bang_token.span,
+        Item::Static(i) => i.static_token.span,
+        Item::Struct(i) => i.struct_token.span,
+        Item::Trait(i) => i.trait_token.span,
+        Item::TraitAlias(i) => i.trait_token.span,
+        Item::Type(i) => i.type_token.span,
+        Item::Union(i) => i.union_token.span,
+        Item::Use(i) => i.use_token.span,
+        other => other.to_token_stream().into_iter().next().map_or_else(Span::call_site, |t| t.span()),
+    }
+}

@@ -1,0 +1,98 @@
+//! Recognising the attributes that decide an annotated fn's form.
+//!
+//! Attribute macros see paths, not resolved items, so recognition is by path
+//! shape: `#[tokio::test]` under any prefix ending in `tokio`, the built-in
+//! `#[test]` under the names the prelude gives it, and `#[leak_checked]` by
+//! its last segment (it may be imported or re-exported under any path).
+
+use syn::{Attribute, Meta, Path};
+
+/// Which runtime-owning tokio attribute a fn carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokioAttr {
+    /// `#[tokio::test]`: a test scope.
+    Test,
+    /// `#[tokio::main]`: a service scope.
+    Main,
+}
+
+impl TokioAttr {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            TokioAttr::Test => "tokio::test",
+            TokioAttr::Main => "tokio::main",
+        }
+    }
+}
+
+/// An attribute that makes a fn a test (or an entrypoint).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TestAttr {
+    /// `#[tokio::test(...)]` / `#[tokio::main(...)]`: the wrapping form.
+    Tokio(TokioAttr),
+    /// The built-in `#[test]`: the self-contained form.
+    Builtin,
+}
+
+/// Classifies `attr` as a test attribute, if it is one.
+pub(crate) fn classify(attr: &Attribute) -> Option<TestAttr> {
+    let path = attr.path();
+    let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+    let names: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match names.as_slice() {
+        [.., "tokio", "test"] => Some(TestAttr::Tokio(TokioAttr::Test)),
+        [.., "tokio", "main"] => Some(TestAttr::Tokio(TokioAttr::Main)),
+        ["test"] if path.leading_colon.is_none() => Some(TestAttr::Builtin),
+        ["core" | "std", "prelude", "v1", "test"] if matches!(attr.meta, Meta::Path(_)) => {
+            Some(TestAttr::Builtin)
+        }
+        _ => None,
+    }
+}
+
+/// `#[::core::prelude::v1::test]`: what `#[tokio::test]` leaves on the sync
+/// fn it generates. Seeing it on a non-async fn means `#[leak_checked]` was
+/// placed below `#[tokio::test]`.
+pub(crate) fn is_tokio_expansion_marker(attr: &Attribute) -> bool {
+    is_exact(attr.path(), true, &["core", "prelude", "v1", "test"])
+}
+
+/// Whether `attr` is `#[leak_checked]` under any path.
+pub(crate) fn is_leak_checked(attr: &Attribute) -> bool {
+    attr.path().segments.last().is_some_and(|s| s.ident == "leak_checked")
+}
+
+fn is_exact(path: &Path, leading_colon: bool, names: &[&str]) -> bool {
+    path.leading_colon.is_some() == leading_colon
+        && path.segments.len() == names.len()
+        && path.segments.iter().zip(names).all(|(s, n)| s.ident == n && s.arguments.is_none())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use syn::parse_quote;
+
+    #[test]
+    fn recognises_paths() {
+        let cases: Vec<(Attribute, Option<TestAttr>)> = vec![
+            (parse_quote!(#[tokio::test]), Some(TestAttr::Tokio(TokioAttr::Test))),
+            (parse_quote!(#[::tokio::test(flavor = "multi_thread")]), Some(TestAttr::Tokio(TokioAttr::Test))),
+            (parse_quote!(#[my::tokio::main]), Some(TestAttr::Tokio(TokioAttr::Main))),
+            (parse_quote!(#[test]), Some(TestAttr::Builtin)),
+            (parse_quote!(#[::core::prelude::v1::test]), Some(TestAttr::Builtin)),
+            (parse_quote!(#[std::prelude::v1::test]), Some(TestAttr::Builtin)),
+            (parse_quote!(#[tokio1::test]), None),
+            (parse_quote!(#[tokio::spawn]), None),
+            (parse_quote!(#[::test]), None),
+            (parse_quote!(#[should_panic]), None),
+        ];
+        for (attr, expected) in cases {
+            assert_eq!(classify(&attr), expected, "{}", quote::quote!(#attr));
+        }
+        assert!(is_tokio_expansion_marker(&parse_quote!(#[::core::prelude::v1::test])));
+        assert!(!is_tokio_expansion_marker(&parse_quote!(#[test])));
+        assert!(is_leak_checked(&parse_quote!(#[leakfree_runtime::leak_checked(skip)])));
+        assert!(!is_leak_checked(&parse_quote!(#[leak_checked::other])));
+    }
+}

@@ -1,0 +1,87 @@
+//! [`JoinHandle`]: tokio's join handle, plus the knowledge of whether a
+//! task's panic reached its owner.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+
+use tokio::task::{AbortHandle, Id, JoinError};
+
+use crate::record::TaskRecord;
+
+/// An owned permission to join a task spawned by leakfree: the same methods
+/// as [`tokio::task::JoinHandle`], and awaiting it gives the same result.
+///
+/// The one difference: when the task panicked and this handle returns the
+/// panic as a [`JoinError`], the scope learns the panic was seen, so it is not
+/// reported as an unobserved panic. [`JoinHandle::into_tokio`] gives up that
+/// knowledge (the panic then counts as observed).
+pub struct JoinHandle<T> {
+    inner: tokio::task::JoinHandle<T>,
+    record: Option<Arc<TaskRecord>>,
+}
+
+impl<T> JoinHandle<T> {
+    pub(crate) fn new(inner: tokio::task::JoinHandle<T>, record: Option<Arc<TaskRecord>>) -> Self {
+        JoinHandle { inner, record }
+    }
+
+    /// Aborts the task (see [`tokio::task::JoinHandle::abort`]).
+    pub fn abort(&self) {
+        self.inner.abort();
+    }
+
+    /// Whether the task has finished (see [`tokio::task::JoinHandle::is_finished`]).
+    pub fn is_finished(&self) -> bool {
+        self.inner.is_finished()
+    }
+
+    /// The task's tokio id.
+    pub fn id(&self) -> Id {
+        self.inner.id()
+    }
+
+    /// A handle that can abort the task without owning it.
+    pub fn abort_handle(&self) -> AbortHandle {
+        self.inner.abort_handle()
+    }
+
+    /// The underlying tokio handle. A panic of the task then counts as
+    /// observed, since leakfree can no longer see whether it is.
+    pub fn into_tokio(self) -> tokio::task::JoinHandle<T> {
+        self.mark_observed();
+        self.inner
+    }
+
+    fn mark_observed(&self) {
+        if let Some(record) = &self.record {
+            record.panic_observed.store(true, Ordering::Release);
+        }
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let result = Pin::new(&mut self.inner).poll(cx);
+        if let Poll::Ready(Err(error)) = &result {
+            if error.is_panic() {
+                self.mark_observed();
+            }
+        }
+        result
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("id", &self.inner.id())
+            .field("tracked", &self.record.is_some())
+            .finish()
+    }
+}

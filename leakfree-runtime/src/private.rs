@@ -1,0 +1,43 @@
+//! The only items generated code calls: `::leakfree_runtime::__private::…`.
+//!
+//! Not public API: anything here may change in a patch release. The macro in
+//! `leakfree-macros` is pinned to this crate's exact version, so the two always
+//! agree on these signatures.
+
+use std::future::Future;
+
+pub use crate::runtime::{Flavor, RuntimeOptions};
+pub use crate::scope::ScopeBuilder;
+pub use ::core::time::Duration;
+
+/// Scope settings for a test: untracked tasks are counted (each test owns its
+/// runtime), leaks fail the test.
+pub fn test_scope(name: &'static str) -> ScopeBuilder {
+    crate::Scope::builder(name).count_untracked(true)
+}
+
+/// Scope settings for an annotated non-test `async fn` (a service entrypoint):
+/// the runtime is shared, so only tracked tasks are judged.
+pub fn service_scope(name: &'static str) -> ScopeBuilder {
+    crate::Scope::builder(name)
+}
+
+/// The wrapping form: the body of an `async fn` that already runs on a runtime
+/// (`#[tokio::test]`, `#[tokio::main]`, or any caller).
+pub async fn run_scoped<F: Future>(scope: ScopeBuilder, body: F) -> F::Output {
+    scope.build().run(body).await
+}
+
+/// The self-contained test form: builds the runtime, runs the body in a scope,
+/// checks, and shuts the runtime down without waiting on zombies.
+pub fn block_on_test<F: Future>(scope: ScopeBuilder, runtime: RuntimeOptions, body: F) -> F::Output {
+    crate::runtime::block_on_checked(scope, runtime, body)
+}
+
+/// Ties an `async` block's output to the function's declared return type, so
+/// `?` inside the user's body infers its error type as it would without the
+/// attribute.
+#[inline(always)]
+pub fn constrain<T, F: Future<Output = T>>(body: F) -> F {
+    body
+}

@@ -1,0 +1,242 @@
+//! The per-scope task registry: which tracked tasks belong to a scope, how
+//! many are still alive, and the events the exit protocol waits on.
+//!
+//! # Invariants
+//! - A record is in `tasks` from just before its task is handed to tokio until
+//!   the task's future is dropped (completion, abort, or runtime shutdown).
+//!   Dropping the future is the one event that removes it, so "in the table"
+//!   means "tokio still owns the future".
+//! - `regular_live` counts the table's `Role::Regular` records and `all_live`
+//!   all of them. Both change under the table lock, together with the table.
+//! - `changed` is notified (`notify_waiters`) whenever either counter reaches
+//!   zero; waiters register (`Notified::enable`) before checking the counters,
+//!   so no wake-up is lost.
+//! - Once `closing` is set it stays set. A spawn that registers after it is
+//!   aborted by the spawner itself (see `spawn.rs`): either the spawner sees
+//!   `closing`, or the closer sees the spawner's abort handle.
+//!
+//! # Deadlock safety
+//! Only one lock is taken at a time: the table lock is never held while
+//! calling into tokio (aborting happens on a snapshot taken under the lock), and
+//! the panics lock is independent.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::filter::Filters;
+use crate::record::{Role, TaskRecord};
+use crate::table::TaskTable;
+
+/// What the exit protocol is configured with.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) grace: std::time::Duration,
+    pub(crate) abort_timeout: std::time::Duration,
+    pub(crate) filters: Filters,
+    pub(crate) count_untracked: bool,
+}
+
+/// A tracked task that panicked, kept until the verdict.
+#[derive(Debug)]
+pub(crate) struct PanickedTask {
+    pub(crate) record: Arc<TaskRecord>,
+    pub(crate) message: String,
+}
+
+/// The shared state of one scope.
+#[derive(Debug)]
+pub(crate) struct ScopeShared {
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) settings: Settings,
+    pub(crate) token: CancellationToken,
+    /// The nearest scope (this one or an ancestor) that counts untracked
+    /// tasks; it must also count this scope's tracked tasks as known.
+    untracked_root: Option<Arc<ScopeShared>>,
+    tasks: Mutex<TaskTable>,
+    regular_live: AtomicUsize,
+    all_live: AtomicUsize,
+    /// Tasks alive in this scope's subtree that leakfree knows of (tracked
+    /// anywhere below, or ignored by a filter); only kept by scopes that count
+    /// untracked tasks.
+    known_live: AtomicUsize,
+    ignored: AtomicUsize,
+    spawned: AtomicUsize,
+    changed: Notify,
+    closing: AtomicBool,
+    panics: Mutex<Vec<PanickedTask>>,
+}
+
+impl ScopeShared {
+    pub(crate) fn new(
+        name: Cow<'static, str>,
+        settings: Settings,
+        parent: Option<&Arc<ScopeShared>>,
+    ) -> Self {
+        let untracked_root = parent.and_then(|p| p.untracked_root());
+        let token = match parent {
+            Some(p) => p.token.child_token(),
+            None => CancellationToken::new(),
+        };
+        ScopeShared {
+            name,
+            settings,
+            token,
+            untracked_root,
+            tasks: Mutex::new(TaskTable::default()),
+            regular_live: AtomicUsize::new(0),
+            all_live: AtomicUsize::new(0),
+            known_live: AtomicUsize::new(0),
+            ignored: AtomicUsize::new(0),
+            spawned: AtomicUsize::new(0),
+            changed: Notify::new(),
+            closing: AtomicBool::new(false),
+            panics: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// This scope if it counts untracked tasks, else its nearest such ancestor.
+    fn untracked_root(self: &Arc<Self>) -> Option<Arc<ScopeShared>> {
+        if self.settings.count_untracked {
+            Some(self.clone())
+        } else {
+            self.untracked_root.clone()
+        }
+    }
+
+    fn known_task_started(&self) {
+        if self.settings.count_untracked {
+            self.known_live.fetch_add(1, Ordering::AcqRel);
+        }
+        if let Some(root) = &self.untracked_root {
+            root.known_live.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    fn known_task_ended(&self) {
+        if self.settings.count_untracked {
+            self.known_live.fetch_sub(1, Ordering::AcqRel);
+        }
+        if let Some(root) = &self.untracked_root {
+            root.known_live.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Adds a record; returns its key for [`ScopeShared::deregister`].
+    pub(crate) fn register(&self, record: Arc<TaskRecord>) -> usize {
+        let regular = record.role == Role::Regular;
+        self.known_task_started();
+        self.spawned.fetch_add(1, Ordering::Relaxed);
+        let mut tasks = self.tasks.lock();
+        self.all_live.fetch_add(1, Ordering::AcqRel);
+        if regular {
+            self.regular_live.fetch_add(1, Ordering::AcqRel);
+        }
+        tasks.insert(record)
+    }
+
+    /// Removes a record once its task's future is gone.
+    pub(crate) fn deregister(&self, key: usize) {
+        let removed = {
+            let mut tasks = self.tasks.lock();
+            let removed = tasks.remove(key);
+            let mut reached_zero = false;
+            if let Some(record) = &removed {
+                if record.role == Role::Regular {
+                    reached_zero |= self.regular_live.fetch_sub(1, Ordering::AcqRel) == 1;
+                }
+                reached_zero |= self.all_live.fetch_sub(1, Ordering::AcqRel) == 1;
+            }
+            (removed, reached_zero)
+        };
+        if removed.0.is_some() {
+            self.known_task_ended();
+        }
+        if removed.1 {
+            self.changed.notify_waiters();
+        }
+    }
+
+    /// Counts a task that an ignore filter let out of the scope.
+    pub(crate) fn ignored_task_started(&self) {
+        self.ignored.fetch_add(1, Ordering::Relaxed);
+        self.known_task_started();
+    }
+
+    pub(crate) fn ignored_task_ended(&self) {
+        self.known_task_ended();
+    }
+
+    pub(crate) fn ignored_total(&self) -> usize {
+        self.ignored.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn spawned_total(&self) -> usize {
+        self.spawned.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn regular_live(&self) -> usize {
+        self.regular_live.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn all_live(&self) -> usize {
+        self.all_live.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn known_live(&self) -> usize {
+        self.known_live.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
+    }
+
+    /// The live records, in no particular order.
+    pub(crate) fn live_records(&self) -> Vec<Arc<TaskRecord>> {
+        self.tasks.lock().iter().cloned().collect()
+    }
+
+    /// Stops the scope: no task may start in it any more, its token is
+    /// cancelled and every live task is aborted. Returns how many were aborted.
+    pub(crate) fn close(&self) -> usize {
+        self.closing.store(true, Ordering::SeqCst);
+        self.token.cancel();
+        let live = self.live_records();
+        live.iter().filter(|record| record.abort()).count()
+    }
+
+    /// Waits until `done` holds or `deadline` passes; woken by the counters
+    /// reaching zero, never by polling.
+    pub(crate) async fn wait_until(
+        &self,
+        done: impl Fn(&Self) -> bool,
+        deadline: tokio::time::Instant,
+    ) -> bool {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if done(self) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return done(self);
+            }
+        }
+    }
+
+    pub(crate) fn record_panic(&self, record: Arc<TaskRecord>, message: String) {
+        self.panics.lock().push(PanickedTask { record, message });
+    }
+
+    /// Panics of tracked tasks that no `JoinHandle` handed to its owner.
+    pub(crate) fn take_unobserved_panics(&self) -> Vec<PanickedTask> {
+        let mut panics = std::mem::take(&mut *self.panics.lock());
+        panics.retain(|p| !p.record.panic_observed.load(Ordering::Acquire));
+        panics
+    }
+}

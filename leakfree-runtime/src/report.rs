@@ -1,0 +1,416 @@
+//! The verdict of a scope's exit: [`LeakReport`], as a value and as text.
+//!
+//! The text is what a failing test prints. Tasks with the same spawn site,
+//! kind and state are printed as one entry with a count, so a bus that leaks
+//! 1,026 workers from one line prints one entry, not 1,026; the full list stays
+//! available through [`LeakReport::leaked`].
+
+use std::fmt;
+use std::panic::Location;
+use std::time::Duration;
+
+use tokio::task::Id;
+
+use crate::record::{TaskKind, TaskState};
+
+/// One task that outlived its scope, as seen at the verdict.
+#[derive(Debug, Clone)]
+pub struct LeakedTask {
+    pub(crate) id: Option<Id>,
+    pub(crate) name: Option<String>,
+    pub(crate) location: &'static Location<'static>,
+    pub(crate) age: Duration,
+    pub(crate) state: TaskState,
+    pub(crate) kind: TaskKind,
+}
+
+impl LeakedTask {
+    /// tokio's id of the task (unknown only for a task caught mid-spawn).
+    pub fn id(&self) -> Option<Id> {
+        self.id
+    }
+    /// The name given with [`spawn_named`](crate::spawn_named).
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    /// Where the task was spawned.
+    pub fn location(&self) -> &'static Location<'static> {
+        self.location
+    }
+    /// How long the task had been alive at the verdict.
+    pub fn age(&self) -> Duration {
+        self.age
+    }
+    /// Whether it was blocked forever, waiting, scheduled or running.
+    pub fn state(&self) -> TaskState {
+        self.state
+    }
+    /// Async task or blocking closure.
+    pub fn kind(&self) -> TaskKind {
+        self.kind
+    }
+}
+
+/// A tracked task that panicked where no `JoinHandle` returned the panic to
+/// anyone: tokio alone would have swallowed it.
+#[derive(Debug, Clone)]
+pub struct TaskPanic {
+    pub(crate) id: Option<Id>,
+    pub(crate) name: Option<String>,
+    pub(crate) location: &'static Location<'static>,
+    pub(crate) message: String,
+}
+
+impl TaskPanic {
+    /// tokio's id of the task.
+    pub fn id(&self) -> Option<Id> {
+        self.id
+    }
+    /// The task's name, if it had one.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    /// Where the task was spawned.
+    pub fn location(&self) -> &'static Location<'static> {
+        self.location
+    }
+    /// The panic message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+/// What leakfree knows of tasks it did not spawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct UntrackedCount {
+    pub(crate) alive: usize,
+    /// Whether leftovers fail the scope (`false` under `allow_untracked`).
+    pub(crate) fails: bool,
+}
+
+/// The verdict of one scope: what leaked, what panicked unseen, what was
+/// cancelled, what would not die.
+#[derive(Debug, Clone)]
+pub struct LeakReport {
+    pub(crate) scope: String,
+    pub(crate) grace: Duration,
+    pub(crate) spawned: usize,
+    pub(crate) leaked: Vec<LeakedTask>,
+    pub(crate) zombies: Vec<LeakedTask>,
+    pub(crate) panics: Vec<TaskPanic>,
+    pub(crate) untracked: Option<UntrackedCount>,
+    pub(crate) aborted: usize,
+    pub(crate) background_cancelled: usize,
+    pub(crate) ignored: usize,
+}
+
+/// Leaked tasks that share spawn site, kind and state.
+#[derive(Debug, Clone)]
+pub struct LeakGroup<'a> {
+    tasks: Vec<&'a LeakedTask>,
+}
+
+impl<'a> LeakGroup<'a> {
+    /// How many tasks the group holds.
+    pub fn count(&self) -> usize {
+        self.tasks.len()
+    }
+    /// Their common spawn site.
+    pub fn location(&self) -> &'static Location<'static> {
+        self.tasks[0].location
+    }
+    /// Their common state.
+    pub fn state(&self) -> TaskState {
+        self.tasks[0].state
+    }
+    /// The tasks, ordered by id.
+    pub fn tasks(&self) -> &[&'a LeakedTask] {
+        &self.tasks
+    }
+}
+
+impl LeakReport {
+    /// The scope's name (the annotated function's name).
+    pub fn scope_name(&self) -> &str {
+        &self.scope
+    }
+
+    /// `true` when nothing leaked, no panic went unseen, no task refused to
+    /// die, and no untracked task counts against the scope.
+    pub fn is_clean(&self) -> bool {
+        self.leaked.is_empty()
+            && self.zombies.is_empty()
+            && self.panics.is_empty()
+            && self.failing_untracked() == 0
+    }
+
+    /// Every leaked tracked task.
+    pub fn leaked(&self) -> &[LeakedTask] {
+        &self.leaked
+    }
+
+    /// Tasks still alive after being aborted (blocking code, or a poll that
+    /// never returns).
+    pub fn zombies(&self) -> &[LeakedTask] {
+        &self.zombies
+    }
+
+    /// Panics of tracked tasks that no `JoinHandle` observed.
+    pub fn panics(&self) -> &[TaskPanic] {
+        &self.panics
+    }
+
+    /// Tasks alive on the runtime that leakfree did not spawn, when the scope
+    /// counts them (a test owning its runtime); `None` otherwise.
+    pub fn untracked(&self) -> Option<usize> {
+        self.untracked.map(|u| u.alive)
+    }
+
+    /// How many tasks the scope aborted at its end (leaked and background).
+    pub fn aborted(&self) -> usize {
+        self.aborted
+    }
+
+    /// How many background tasks were cancelled at the scope's end (not
+    /// leaks).
+    pub fn background_cancelled(&self) -> usize {
+        self.background_cancelled
+    }
+
+    /// How many tasks ignore filters let out of the scope (left running).
+    pub fn ignored(&self) -> usize {
+        self.ignored
+    }
+
+    /// How many tasks the scope tracked over its life.
+    pub fn spawned(&self) -> usize {
+        self.spawned
+    }
+
+    /// Leaked tasks grouped by spawn site, kind and state, in a stable order
+    /// (by location, then state).
+    pub fn groups(&self) -> Vec<LeakGroup<'_>> {
+        let mut sorted: Vec<&LeakedTask> = self.leaked.iter().collect();
+        sorted.sort_by_key(|t| sort_key(t));
+        let mut groups: Vec<LeakGroup<'_>> = Vec::new();
+        for task in sorted {
+            match groups.last_mut() {
+                Some(group) if same_group(group.tasks[0], task) => group.tasks.push(task),
+                _ => groups.push(LeakGroup { tasks: vec![task] }),
+            }
+        }
+        groups
+    }
+
+    fn failing_untracked(&self) -> usize {
+        match self.untracked {
+            Some(UntrackedCount { alive, fails: true }) => alive,
+            _ => 0,
+        }
+    }
+
+    fn headline(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.leaked.is_empty() {
+            parts.push(plural(self.leaked.len(), "task", "tasks") + " leaked");
+        }
+        if self.failing_untracked() > 0 {
+            parts.push(
+                plural(self.failing_untracked(), "untracked task", "untracked tasks")
+                    + " left running",
+            );
+        }
+        if !self.panics.is_empty() {
+            parts.push(
+                plural(self.panics.len(), "task panic", "task panics") + " never observed",
+            );
+        }
+        if self.leaked.is_empty() && !self.zombies.is_empty() {
+            parts.push(plural(self.zombies.len(), "zombie task", "zombie tasks"));
+        }
+        parts.join(" and ")
+    }
+}
+
+fn sort_key(task: &LeakedTask) -> (&'static str, u32, u32, u8, Option<Id>) {
+    let state = match task.state {
+        TaskState::BlockedForever => 0,
+        TaskState::Waiting { .. } => 1,
+        TaskState::Scheduled => 2,
+        TaskState::Running => 3,
+    };
+    (
+        task.location.file(),
+        task.location.line(),
+        task.location.column(),
+        state,
+        task.id,
+    )
+}
+
+fn same_group(a: &LeakedTask, b: &LeakedTask) -> bool {
+    a.location == b.location && a.kind == b.kind && a.state == b.state
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+/// Formats a duration the way reports print it: `850us`, `103ms`, `12.5s`.
+pub(crate) fn human_duration(duration: Duration) -> String {
+    if duration < Duration::from_millis(1) {
+        format!("{}us", duration.as_micros())
+    } else if duration < Duration::from_secs(10) {
+        format!("{}ms", duration.as_millis())
+    } else {
+        format!("{:.1}s", duration.as_secs_f64())
+    }
+}
+
+fn task_label(task: &LeakedTask) -> String {
+    let kind = match task.kind {
+        TaskKind::Async => "task",
+        TaskKind::Blocking => "blocking task",
+    };
+    let mut label = match task.id {
+        Some(id) => format!("{kind} {id}"),
+        None => kind.to_owned(),
+    };
+    if let Some(name) = &task.name {
+        label.push_str(&format!(" {name:?}"));
+    }
+    label
+}
+
+fn write_group(f: &mut fmt::Formatter<'_>, index: usize, group: &LeakGroup<'_>) -> fmt::Result {
+    let first = group.tasks[0];
+    if group.count() == 1 {
+        writeln!(
+            f,
+            "  {index}) {} spawned at {}, alive {}",
+            task_label(first),
+            first.location,
+            human_duration(first.age)
+        )?;
+    } else {
+        let youngest = group.tasks.iter().map(|t| t.age).min().unwrap_or_default();
+        let oldest = group.tasks.iter().map(|t| t.age).max().unwrap_or_default();
+        let kind = match first.kind {
+            TaskKind::Async => "tasks",
+            TaskKind::Blocking => "blocking tasks",
+        };
+        let names = match &first.name {
+            Some(name) if group.tasks.iter().all(|t| t.name == first.name) => {
+                format!(" {name:?}")
+            }
+            Some(_) => " (various names)".to_owned(),
+            None => String::new(),
+        };
+        writeln!(
+            f,
+            "  {index}) {} {kind}{names} spawned at {}, alive {}",
+            group.count(),
+            first.location,
+            if youngest == oldest {
+                human_duration(oldest)
+            } else {
+                format!("{} to {}", human_duration(youngest), human_duration(oldest))
+            }
+        )?;
+        let ids: Vec<String> = group
+            .tasks
+            .iter()
+            .filter_map(|t| t.id)
+            .take(5)
+            .map(|id| id.to_string())
+            .collect();
+        let more = group.count().saturating_sub(ids.len());
+        if more > 0 {
+            writeln!(f, "     ids {} and {more} more", ids.join(", "))?;
+        } else {
+            writeln!(f, "     ids {}", ids.join(", "))?;
+        }
+    }
+    writeln!(f, "     {}", first.state.explain())
+}
+
+impl fmt::Display for LeakReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_clean() {
+            return write!(
+                f,
+                "leakfree: `{}` is clean ({} tracked, grace {})",
+                self.scope,
+                plural(self.spawned, "task", "tasks"),
+                human_duration(self.grace)
+            );
+        }
+        writeln!(
+            f,
+            "leakfree: {} from `{}` (grace {})",
+            self.headline(),
+            self.scope,
+            human_duration(self.grace)
+        )?;
+        for (i, group) in self.groups().iter().enumerate() {
+            write_group(f, i + 1, group)?;
+        }
+        if let Some(untracked) = self.untracked.filter(|u| u.alive > 0) {
+            let verdict = if untracked.fails {
+                "fails the scope"
+            } else {
+                "allowed by `allow_untracked`"
+            };
+            writeln!(
+                f,
+                "  untracked: {} alive that leakfree did not spawn ({verdict})\n     \
+                 hint: they were started with plain tokio::spawn (here or in a library); \
+                 spawn them with leakfree_runtime::spawn to see where and why they are stuck",
+                plural(untracked.alive, "task", "tasks"),
+            )?;
+        }
+        for panic in &self.panics {
+            let mut label = match panic.id {
+                Some(id) => format!("task {id}"),
+                None => "task".to_owned(),
+            };
+            if let Some(name) = &panic.name {
+                label.push_str(&format!(" {name:?}"));
+            }
+            writeln!(
+                f,
+                "  panicked: {label} spawned at {} panicked and no JoinHandle observed it: {}",
+                panic.location, panic.message
+            )?;
+        }
+        for zombie in &self.zombies {
+            writeln!(
+                f,
+                "  zombie: {} spawned at {} still alive after abort ({})",
+                task_label(zombie),
+                zombie.location,
+                match zombie.kind {
+                    TaskKind::Blocking => "blocking code cannot be aborted",
+                    TaskKind::Async => "a poll that does not return",
+                }
+            )?;
+        }
+        let untracked_left = match self.untracked {
+            Some(u) if u.alive > 0 => format!(
+                ", {} left to the runtime's shutdown",
+                plural(u.alive, "untracked task", "untracked tasks")
+            ),
+            _ => String::new(),
+        };
+        write!(
+            f,
+            "  enforced: {} aborted, {}{untracked_left}",
+            self.aborted,
+            plural(self.zombies.len(), "zombie", "zombies")
+        )
+    }
+}

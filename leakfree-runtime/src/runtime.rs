@@ -1,0 +1,113 @@
+//! The runtime the self-contained test form builds
+//! (`#[leak_checked] #[test] async fn`).
+//!
+//! Owning the runtime lets leakfree count every task on it and shut it down
+//! without waiting on zombies: a blocking closure that never returns would
+//! otherwise hang the test in the runtime's drop.
+
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::time::Duration;
+
+use crate::scope::ScopeBuilder;
+
+/// Which tokio scheduler a self-contained test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Flavor {
+    /// One thread: the test's own (tokio's `current_thread`, the default).
+    #[default]
+    CurrentThread,
+    /// A worker pool (tokio's `multi_thread`).
+    MultiThread,
+}
+
+/// Settings of a runtime leakfree builds, mirroring `#[tokio::test]`'s.
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct RuntimeOptions {
+    flavor: Flavor,
+    worker_threads: Option<usize>,
+    start_paused: bool,
+}
+
+impl RuntimeOptions {
+    /// Current-thread, two workers if multi-thread is chosen, clock running.
+    pub fn new() -> Self {
+        RuntimeOptions::default()
+    }
+
+    /// The scheduler.
+    pub fn flavor(mut self, flavor: Flavor) -> Self {
+        self.flavor = flavor;
+        self
+    }
+
+    /// Worker threads of a multi-thread runtime.
+    pub fn worker_threads(mut self, threads: usize) -> Self {
+        self.worker_threads = Some(threads);
+        self
+    }
+
+    /// Starts with tokio's clock paused (needs leakfree-runtime's `test-util`
+    /// feature).
+    pub fn start_paused(mut self, paused: bool) -> Self {
+        self.start_paused = paused;
+        self
+    }
+
+    /// Builds the runtime.
+    ///
+    /// # Panics
+    /// With a message naming the fix, when `start_paused` is asked for without
+    /// the `test-util` feature, or tokio cannot build the runtime.
+    pub fn build(&self) -> tokio::runtime::Runtime {
+        let mut builder = match self.flavor {
+            Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread(),
+            Flavor::MultiThread => {
+                let mut builder = tokio::runtime::Builder::new_multi_thread();
+                builder.worker_threads(self.worker_threads.unwrap_or(2));
+                builder
+            }
+        };
+        builder.enable_all();
+        if self.start_paused {
+            pause_clock(&mut builder);
+        }
+        builder
+            .build()
+            .expect("leakfree: tokio could not build the test runtime")
+    }
+}
+
+#[cfg(feature = "test-util")]
+fn pause_clock(builder: &mut tokio::runtime::Builder) {
+    builder.start_paused(true);
+}
+
+#[cfg(not(feature = "test-util"))]
+fn pause_clock(_: &mut tokio::runtime::Builder) {
+    panic!(
+        "leakfree: `start_paused = true` needs the `test-util` feature: \
+         leakfree-runtime = {{ version = \"…\", features = [\"test-util\"] }}"
+    );
+}
+
+/// How long the runtime's shutdown may wait for blocking work: zombies have
+/// been reported by then, so the test must not hang on them.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_millis(100);
+
+pub(crate) fn block_on_checked<F: Future>(
+    scope: ScopeBuilder,
+    options: RuntimeOptions,
+    body: F,
+) -> F::Output {
+    let runtime = options.build();
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        runtime.block_on(async move { scope.build().run(body).await })
+    }));
+    runtime.shutdown_timeout(SHUTDOWN_TIMEOUT);
+    match outcome {
+        Ok(value) => value,
+        Err(payload) => resume_unwind(payload),
+    }
+}

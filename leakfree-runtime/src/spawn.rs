@@ -1,0 +1,259 @@
+//! Tracked spawns: drop-ins for `tokio::spawn` and `spawn_blocking` that put
+//! the new task in the current scope.
+//!
+//! Outside any scope each of these is `tokio::spawn` (or
+//! `tokio::task::spawn_blocking`) plus one thread-local read, so a library can
+//! call them unconditionally and its users' leak-checked tests see its tasks.
+//!
+//! # Invariants
+//! - A record is registered *before* its task is handed to tokio, so a task
+//!   can never run (or finish) unregistered.
+//! - After handing the task to tokio the spawner attaches the abort handle and
+//!   then checks `closing`; the closer sets `closing` before collecting abort
+//!   handles. So a task spawned into a closing scope is always aborted by one
+//!   of the two.
+
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
+use std::sync::Arc;
+
+use crate::context::{self, TaskContext};
+use crate::join::JoinHandle;
+use crate::record::{Role, TaskKind, TaskRecord};
+use crate::registry::ScopeShared;
+use crate::tracked::{Released, Tracked, panic_message};
+
+/// Spawns a task in the current scope; a drop-in for [`tokio::spawn`].
+///
+/// The task, and every task it spawns through leakfree, belongs to the scope
+/// the caller runs in. Outside any scope this is `tokio::spawn`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let handle = leakfree_runtime::spawn(async { 1 + 1 });
+/// assert_eq!(handle.await.unwrap(), 2);
+/// # }
+/// ```
+///
+/// # Panics
+/// Like `tokio::spawn`, when called outside a tokio runtime.
+#[track_caller]
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    spawn_task(None, None, Role::Regular, Location::caller(), future)
+}
+
+/// Spawns a named task in the current scope. The name appears in leak reports
+/// (and, built with `--cfg tokio_unstable`, in tokio's own task name).
+#[track_caller]
+pub fn spawn_named<F>(name: &str, future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    spawn_task(None, Some(name), Role::Regular, Location::caller(), future)
+}
+
+/// Spawns background work: a task meant to run until the scope ends (a
+/// heartbeat, an accept loop). At the scope's end it is cancelled, and its
+/// survival is not a leak. Tasks it spawns are background work too.
+///
+/// Outside any scope this is `tokio::spawn`.
+#[track_caller]
+pub fn spawn_background<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    spawn_task(None, None, Role::Background, Location::caller(), future)
+}
+
+/// Runs a blocking closure on tokio's blocking pool, tracked in the current
+/// scope; a drop-in for [`tokio::task::spawn_blocking`].
+///
+/// A blocking closure cannot be aborted once it runs: one still running when
+/// the scope ends is reported as a zombie.
+#[track_caller]
+pub fn spawn_blocking<F, R>(function: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    spawn_blocking_task(None, Location::caller(), function)
+}
+
+/// Where a new task goes, decided from the explicit or current context.
+enum Placement {
+    Outside,
+    Released(Arc<ScopeShared>),
+    Tracked {
+        context: TaskContext,
+        record: Arc<TaskRecord>,
+        key: usize,
+    },
+}
+
+fn place(
+    context: Option<TaskContext>,
+    name: Option<&str>,
+    role: Role,
+    kind: TaskKind,
+    location: &'static Location<'static>,
+) -> Placement {
+    let Some(context) = context.or_else(context::current) else {
+        return Placement::Outside;
+    };
+    let scope = context.scope;
+    let filters = &scope.settings.filters;
+    if !filters.is_empty() && filters.ignores(name, location) {
+        return Placement::Released(scope);
+    }
+    let role = if context.background {
+        Role::Background
+    } else {
+        role
+    };
+    let record = Arc::new(TaskRecord::new(name.map(Box::from), location, kind, role));
+    let key = scope.register(record.clone());
+    let context = TaskContext {
+        scope,
+        background: role == Role::Background,
+    };
+    Placement::Tracked {
+        context,
+        record,
+        key,
+    }
+}
+
+#[track_caller]
+pub(crate) fn spawn_task<F>(
+    context: Option<TaskContext>,
+    name: Option<&str>,
+    role: Role,
+    location: &'static Location<'static>,
+    future: F,
+) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match place(context, name, role, TaskKind::Async, location) {
+        Placement::Outside => JoinHandle::new(tokio_spawn(name, future), None),
+        Placement::Released(scope) => {
+            JoinHandle::new(tokio_spawn(name, Released::new(future, scope)), None)
+        }
+        Placement::Tracked {
+            context,
+            record,
+            key,
+        } => {
+            let scope = context.scope.clone();
+            let handle = tokio_spawn(name, Tracked::new(future, context, record.clone(), key));
+            record.attach(handle.id(), handle.abort_handle());
+            if scope.is_closing() {
+                handle.abort();
+            }
+            JoinHandle::new(handle, Some(record))
+        }
+    }
+}
+
+#[track_caller]
+pub(crate) fn spawn_blocking_task<F, R>(
+    context: Option<TaskContext>,
+    location: &'static Location<'static>,
+    function: F,
+) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    match place(context, None, Role::Regular, TaskKind::Blocking, location) {
+        Placement::Outside => JoinHandle::new(tokio::task::spawn_blocking(function), None),
+        Placement::Released(scope) => {
+            scope.ignored_task_started();
+            let ended = ReleasedBlocking(scope);
+            let handle = tokio::task::spawn_blocking(move || {
+                let _ended = ended;
+                function()
+            });
+            JoinHandle::new(handle, None)
+        }
+        Placement::Tracked {
+            context,
+            record,
+            key,
+        } => {
+            let scope = context.scope.clone();
+            // Dropped with the closure, whether it ran or was cancelled
+            // before it started.
+            let deregister = Deregister {
+                scope: scope.clone(),
+                key,
+            };
+            let task_record = record.clone();
+            let mut context = Some(context);
+            let handle = tokio::task::spawn_blocking(move || {
+                let deregister = deregister;
+                task_record.begin_poll();
+                let result =
+                    context::enter(&mut context, || catch_unwind(AssertUnwindSafe(function)));
+                match result {
+                    Ok(value) => value,
+                    Err(payload) => {
+                        deregister
+                            .scope
+                            .record_panic(task_record, panic_message(&*payload));
+                        resume_unwind(payload)
+                    }
+                }
+            });
+            record.attach(handle.id(), handle.abort_handle());
+            if scope.is_closing() {
+                handle.abort();
+            }
+            JoinHandle::new(handle, Some(record))
+        }
+    }
+}
+
+struct Deregister {
+    scope: Arc<ScopeShared>,
+    key: usize,
+}
+
+impl Drop for Deregister {
+    fn drop(&mut self) {
+        self.scope.deregister(self.key);
+    }
+}
+
+struct ReleasedBlocking(Arc<ScopeShared>);
+
+impl Drop for ReleasedBlocking {
+    fn drop(&mut self) {
+        self.0.ignored_task_ended();
+    }
+}
+
+#[track_caller]
+fn tokio_spawn<F>(name: Option<&str>, future: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    #[cfg(tokio_unstable)]
+    if let Some(name) = name {
+        return tokio::task::Builder::new()
+            .name(name)
+            .spawn(future)
+            .expect("tokio failed to spawn a named task");
+    }
+    #[cfg(not(tokio_unstable))]
+    let _ = name;
+    tokio::spawn(future)
+}

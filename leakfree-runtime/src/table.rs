@@ -1,0 +1,68 @@
+//! A slab of task records: O(1) insert and remove by key, iteration over the
+//! live ones. Keys are reused after removal.
+
+use std::sync::Arc;
+
+use crate::record::TaskRecord;
+
+#[derive(Debug, Default)]
+pub(crate) struct TaskTable {
+    slots: Vec<Option<Arc<TaskRecord>>>,
+    free: Vec<usize>,
+}
+
+impl TaskTable {
+    pub(crate) fn insert(&mut self, record: Arc<TaskRecord>) -> usize {
+        match self.free.pop() {
+            Some(key) => {
+                self.slots[key] = Some(record);
+                key
+            }
+            None => {
+                self.slots.push(Some(record));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    pub(crate) fn remove(&mut self, key: usize) -> Option<Arc<TaskRecord>> {
+        let record = self.slots.get_mut(key)?.take()?;
+        self.free.push(key);
+        Some(record)
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<TaskRecord>> {
+        self.slots.iter().flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Role, TaskKind};
+    use std::panic::Location;
+
+    fn record() -> Arc<TaskRecord> {
+        Arc::new(TaskRecord::new(
+            None,
+            Location::caller(),
+            TaskKind::Async,
+            Role::Regular,
+        ))
+    }
+
+    #[test]
+    fn keys_are_reused_and_len_tracks_live_records() {
+        let mut table = TaskTable::default();
+        let a = table.insert(record());
+        let b = table.insert(record());
+        assert_ne!(a, b);
+        assert_eq!(table.iter().count(), 2);
+        assert!(table.remove(a).is_some());
+        assert!(table.remove(a).is_none(), "second remove finds nothing");
+        assert_eq!(table.iter().count(), 1);
+        let c = table.insert(record());
+        assert_eq!(c, a, "freed key is reused");
+        assert_eq!(table.iter().count(), 2);
+    }
+}
