@@ -30,9 +30,7 @@ pub(crate) async fn run_exit_protocol(
 
     // 1. Settle.
     let deadline = Instant::now() + settings.grace;
-    scope
-        .wait_until(|s| s.regular_live() == 0, deadline)
-        .await;
+    scope.wait_until(|s| s.regular_live() == 0, deadline).await;
     let untracked = match baseline {
         Some(baseline) => Some(UntrackedCount {
             alive: baseline.settle(scope, deadline).await,

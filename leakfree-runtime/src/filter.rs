@@ -102,7 +102,10 @@ mod tests {
         assert!(path_glob_matches("pool-*/src/*.rs", registry));
         assert!(path_glob_matches("/root/*", registry));
         assert!(!path_glob_matches("pool.r", registry));
-        assert!(!path_glob_matches("ool.rs", registry), "suffixes start after a /");
+        assert!(
+            !path_glob_matches("ool.rs", registry),
+            "suffixes start after a /"
+        );
     }
 
     #[test]

@@ -30,7 +30,11 @@ pub async fn run_scoped<F: Future>(scope: ScopeBuilder, body: F) -> F::Output {
 
 /// The self-contained test form: builds the runtime, runs the body in a scope,
 /// checks, and shuts the runtime down without waiting on zombies.
-pub fn block_on_test<F: Future>(scope: ScopeBuilder, runtime: RuntimeOptions, body: F) -> F::Output {
+pub fn block_on_test<F: Future>(
+    scope: ScopeBuilder,
+    runtime: RuntimeOptions,
+    body: F,
+) -> F::Output {
     crate::runtime::block_on_checked(scope, runtime, body)
 }
 

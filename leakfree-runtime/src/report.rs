@@ -216,14 +216,15 @@ impl LeakReport {
         }
         if self.failing_untracked() > 0 {
             parts.push(
-                plural(self.failing_untracked(), "untracked task", "untracked tasks")
-                    + " left running",
+                plural(
+                    self.failing_untracked(),
+                    "untracked task",
+                    "untracked tasks",
+                ) + " left running",
             );
         }
         if !self.panics.is_empty() {
-            parts.push(
-                plural(self.panics.len(), "task panic", "task panics") + " never observed",
-            );
+            parts.push(plural(self.panics.len(), "task panic", "task panics") + " never observed");
         }
         if self.leaked.is_empty() && !self.zombies.is_empty() {
             parts.push(plural(self.zombies.len(), "zombie task", "zombie tasks"));

@@ -182,3 +182,153 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
         "Box<dyn Any> (a panic payload that is not a string)".to_owned()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+    use std::future::poll_fn;
+    use std::sync::Arc;
+    use std::task::{Poll, Waker};
+
+    use parking_lot::Mutex;
+    use tokio_test::{assert_pending, assert_ready, task};
+
+    use super::*;
+    use crate::filter::Filters;
+    use crate::record::{Role, TaskKind, TaskState};
+    use crate::registry::Settings;
+
+    fn scope() -> Arc<ScopeShared> {
+        let settings = Settings {
+            grace: std::time::Duration::ZERO,
+            abort_timeout: std::time::Duration::ZERO,
+            filters: Filters::default(),
+            count_untracked: false,
+        };
+        Arc::new(ScopeShared::new(Cow::Borrowed("unit"), settings, None))
+    }
+
+    /// Wraps `future` as a tracked task of a fresh scope, without a runtime.
+    fn tracked<F: Future>(future: F) -> (Tracked<F>, Arc<TaskRecord>, Arc<ScopeShared>) {
+        let scope = scope();
+        let record = Arc::new(TaskRecord::new(
+            None,
+            std::panic::Location::caller(),
+            TaskKind::Async,
+            Role::Regular,
+        ));
+        let key = scope.register(record.clone());
+        let context = TaskContext {
+            scope: scope.clone(),
+            background: false,
+        };
+        (
+            Tracked::new(future, context, record.clone(), key),
+            record,
+            scope,
+        )
+    }
+
+    #[test]
+    fn a_task_never_polled_is_scheduled() {
+        let (_task, record, _scope) = tracked(std::future::pending::<()>());
+        assert_eq!(record.state(), TaskState::Scheduled);
+    }
+
+    #[test]
+    fn pending_without_a_waker_is_blocked_forever() {
+        let (future, record, _scope) = tracked(std::future::pending::<()>());
+        let mut task = task::spawn(future);
+        assert_pending!(task.poll());
+        assert_eq!(record.state(), TaskState::BlockedForever);
+    }
+
+    #[test]
+    fn a_stored_waker_means_waiting_until_it_is_dropped() {
+        let slot: Arc<Mutex<Option<Waker>>> = Arc::default();
+        let stored = slot.clone();
+        let (future, record, _scope) = tracked(poll_fn(move |cx| {
+            *stored.lock() = Some(cx.waker().clone());
+            Poll::<()>::Pending
+        }));
+        let mut task = task::spawn(future);
+        assert_pending!(task.poll());
+        assert_eq!(record.state(), TaskState::Waiting { wakers: 1 });
+
+        let extra = slot.lock().clone();
+        assert_eq!(record.state(), TaskState::Waiting { wakers: 2 });
+        drop(extra);
+
+        slot.lock().take();
+        assert_eq!(record.state(), TaskState::BlockedForever);
+    }
+
+    #[test]
+    fn a_wake_makes_it_scheduled_and_reaches_the_runtime_waker() {
+        let slot: Arc<Mutex<Option<Waker>>> = Arc::default();
+        let stored = slot.clone();
+        let (future, record, _scope) = tracked(poll_fn(move |cx| {
+            *stored.lock() = Some(cx.waker().clone());
+            Poll::<()>::Pending
+        }));
+        let mut task = task::spawn(future);
+        assert_pending!(task.poll());
+        assert!(!task.is_woken());
+        slot.lock().take().unwrap().wake();
+        assert!(task.is_woken(), "the runtime's waker was called");
+        assert_eq!(record.state(), TaskState::Scheduled);
+    }
+
+    #[test]
+    fn a_self_wake_during_poll_is_scheduled_not_blocked() {
+        // What `yield_now` and coop budget exhaustion do.
+        let (future, record, _scope) = tracked(poll_fn(|cx| {
+            cx.waker().wake_by_ref();
+            Poll::<()>::Pending
+        }));
+        let mut task = task::spawn(future);
+        assert_pending!(task.poll());
+        assert_eq!(record.state(), TaskState::Scheduled);
+    }
+
+    #[test]
+    fn the_task_sees_itself_running_and_inside_its_scope() {
+        let seen: Arc<Mutex<Option<(TaskState, bool)>>> = Arc::default();
+        let (future, record, scope) = {
+            let seen = seen.clone();
+            let cell: Arc<Mutex<Option<Arc<TaskRecord>>>> = Arc::default();
+            let inner_cell = cell.clone();
+            let (future, record, scope) = tracked(poll_fn(move |_| {
+                let record = inner_cell.lock().clone().unwrap();
+                let in_scope = context::current().is_some();
+                *seen.lock() = Some((record.state(), in_scope));
+                Poll::Ready(())
+            }));
+            *cell.lock() = Some(record.clone());
+            (future, record, scope)
+        };
+        assert!(context::current().is_none());
+        let mut task = task::spawn(future);
+        assert_ready!(task.poll());
+        assert_eq!(*seen.lock(), Some((TaskState::Running, true)));
+        assert!(context::current().is_none(), "context restored after poll");
+        drop(task);
+        assert_eq!(scope.all_live(), 0, "dropping the task deregisters it");
+        drop(record);
+    }
+
+    #[test]
+    fn a_panic_is_recorded_and_continues() {
+        let (future, _record, scope) = tracked(async { panic!("boom") });
+        let mut task = task::spawn(future);
+        let caught = std::panic::catch_unwind(AssertUnwindSafe(|| task.poll()));
+        assert!(caught.is_err());
+        let panics = scope.take_unobserved_panics();
+        assert_eq!(panics.len(), 1);
+        assert_eq!(panics[0].message, "boom");
+        assert!(
+            context::current().is_none(),
+            "context restored after a panic"
+        );
+    }
+}

@@ -1,0 +1,361 @@
+//! The exit protocol on real runtimes: what is leaked, cancelled, ignored,
+//! zombie, panicked; both directions (a leak is caught, a clean scope passes).
+
+use std::future::pending;
+use std::time::Duration;
+
+use leakfree_runtime::{
+    LeakReport, Scope, TaskKind, TaskState, spawn, spawn_background, spawn_blocking, spawn_named,
+};
+use tokio::sync::{mpsc, oneshot};
+
+fn scope(name: &'static str) -> leakfree_runtime::ScopeBuilder {
+    Scope::builder(name).grace(Duration::ZERO)
+}
+
+#[tokio::test]
+async fn a_clean_scope_reports_clean() {
+    let (value, report) = scope("clean")
+        .build()
+        .run_and_report(async {
+            let a = spawn(async { 1 });
+            let b = spawn(async { spawn(async { 2 }).await.unwrap() });
+            a.await.unwrap() + b.await.unwrap()
+        })
+        .await;
+    assert_eq!(value, 3);
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(report.spawned(), 3);
+    assert_eq!(report.aborted(), 0);
+}
+
+#[tokio::test]
+async fn a_finished_but_unawaited_task_is_not_a_leak() {
+    let (_, report) = Scope::new("fire and forget")
+        .run_and_report(async {
+            let (done_tx, done_rx) = oneshot::channel();
+            drop(spawn(async move { done_tx.send(()).unwrap() }));
+            done_rx.await.unwrap();
+        })
+        .await;
+    assert!(report.is_clean(), "{report}");
+}
+
+#[tokio::test]
+async fn a_task_that_outlives_the_grace_is_leaked_and_aborted() {
+    let (handle, report) = scope("leaky")
+        .build()
+        .run_and_report(async { spawn(pending::<()>()) })
+        .await;
+    assert!(!report.is_clean());
+    assert_eq!(report.leaked().len(), 1);
+    assert_eq!(report.leaked()[0].state(), TaskState::BlockedForever);
+    assert_eq!(report.leaked()[0].id(), Some(handle.id()));
+    assert_eq!(report.aborted(), 1);
+    assert!(report.zombies().is_empty());
+    let joined = handle.await.unwrap_err();
+    assert!(
+        joined.is_cancelled(),
+        "nothing of the scope is left running"
+    );
+}
+
+#[tokio::test]
+async fn a_task_waiting_on_a_live_channel_is_waiting_not_blocked() {
+    let (tx, mut rx) = mpsc::channel::<()>(1);
+    let (_, report) = scope("recv")
+        .build()
+        .run_and_report(async move {
+            let (ready_tx, ready_rx) = oneshot::channel();
+            spawn(async move {
+                ready_tx.send(()).unwrap();
+                rx.recv().await
+            });
+            ready_rx.await.unwrap();
+            tokio::task::yield_now().await;
+        })
+        .await;
+    assert_eq!(report.leaked().len(), 1);
+    assert_eq!(report.leaked()[0].state(), TaskState::Waiting { wakers: 1 });
+    drop(tx);
+}
+
+#[tokio::test]
+async fn tasks_spawned_by_tasks_belong_to_the_same_scope() {
+    let (child_line, report) = scope("grandchildren")
+        .build()
+        .run_and_report(async {
+            let (line_tx, line_rx) = oneshot::channel();
+            spawn(async move {
+                let line = line!() + 1;
+                drop(spawn(pending::<()>()));
+                line_tx.send(line).unwrap();
+            });
+            line_rx.await.unwrap()
+        })
+        .await;
+    assert_eq!(report.leaked().len(), 1, "{report}");
+    assert_eq!(report.leaked()[0].location().line(), child_line);
+    assert!(
+        report.leaked()[0]
+            .location()
+            .file()
+            .ends_with("exit_protocol.rs")
+    );
+}
+
+#[tokio::test]
+async fn background_work_is_cancelled_but_not_a_leak() {
+    let (handle, report) = scope("background")
+        .build()
+        .run_and_report(async {
+            let (spawned_tx, spawned_rx) = oneshot::channel();
+            let handle = spawn_background(async move {
+                // Its children are background work too.
+                drop(spawn(pending::<()>()));
+                spawned_tx.send(()).unwrap();
+                pending::<()>().await
+            });
+            spawned_rx.await.unwrap();
+            handle
+        })
+        .await;
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(report.background_cancelled(), 2);
+    assert!(handle.await.unwrap_err().is_cancelled());
+}
+
+#[tokio::test]
+async fn the_scope_token_is_cancelled_at_the_end() {
+    let scope = scope("token").build();
+    let token = scope.token();
+    let (seen, report) = scope
+        .run_and_report(async { leakfree_runtime::current_token().is_some() })
+        .await;
+    assert!(seen);
+    assert!(report.is_clean());
+    assert!(token.is_cancelled());
+}
+
+#[tokio::test]
+async fn ignored_tasks_are_let_out_of_the_scope() {
+    let (handles, report) = scope("ignore")
+        .ignore_name("metrics-*")
+        .ignore_location("*/no_such_file.rs")
+        .build()
+        .run_and_report(async {
+            (
+                spawn_named("metrics-flush", pending::<()>()),
+                spawn_named("pinger", pending::<()>()),
+            )
+        })
+        .await;
+    assert_eq!(report.leaked().len(), 1);
+    assert_eq!(report.leaked()[0].name(), Some("pinger"));
+    assert_eq!(report.ignored(), 1);
+    assert!(!handles.0.is_finished(), "ignored tasks are left running");
+    handles.0.abort();
+    assert!(handles.1.await.unwrap_err().is_cancelled());
+}
+
+#[tokio::test]
+async fn an_unobserved_panic_fails_the_scope_and_an_observed_one_does_not() {
+    let (_, report) = Scope::new("unobserved")
+        .run_and_report(async {
+            let (done_tx, done_rx) = oneshot::channel::<()>();
+            drop(spawn(async move {
+                let _done = done_tx;
+                panic!("pinger exploded");
+            }));
+            let _ = done_rx.await;
+        })
+        .await;
+    assert_eq!(report.panics().len(), 1, "{report}");
+    assert_eq!(report.panics()[0].message(), "pinger exploded");
+    assert!(!report.is_clean());
+
+    let (joined, report) = Scope::new("observed")
+        .run_and_report(async { spawn(async { panic!("seen") }).await })
+        .await;
+    assert!(joined.unwrap_err().is_panic());
+    assert!(report.is_clean(), "{report}");
+}
+
+#[tokio::test]
+async fn the_body_panic_survives_with_the_report_appended() {
+    let outcome = tokio::spawn(async {
+        scope("panicking body")
+            .build()
+            .run(async {
+                drop(spawn(pending::<()>()));
+                panic!("assertion failed in the body");
+            })
+            .await
+    })
+    .await;
+    let message = panic_text(outcome.unwrap_err());
+    assert!(message.starts_with("assertion failed in the body\n\nleakfree: 1 task leaked"));
+}
+
+#[tokio::test]
+async fn run_panics_with_the_report_on_a_leak() {
+    let outcome = tokio::spawn(async {
+        scope("run")
+            .build()
+            .run(async { drop(spawn(pending::<()>())) })
+            .await
+    })
+    .await;
+    let message = panic_text(outcome.unwrap_err());
+    assert!(
+        message.starts_with("leakfree: 1 task leaked from `run`"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn untracked_tasks_are_counted_when_the_scope_owns_the_runtime() {
+    let (_, report) = scope("untracked")
+        .count_untracked(true)
+        .build()
+        .run_and_report(async {
+            drop(tokio::spawn(pending::<()>()));
+            drop(spawn(async {})); // tracked and finished: not counted
+        })
+        .await;
+    assert_eq!(report.untracked(), Some(1), "{report}");
+    assert!(report.leaked().is_empty());
+    assert!(!report.is_clean());
+    assert!(report.to_string().contains("1 untracked task left running"));
+
+    let (_, report) = scope("untracked")
+        .build()
+        .run_and_report(async { drop(tokio::spawn(pending::<()>())) })
+        .await;
+    assert_eq!(report.untracked(), None, "not counted unless asked");
+    assert!(report.is_clean());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_tasks_never_count_as_untracked_on_a_multi_thread_runtime() {
+    // tokio forgets a finished task slightly after leakfree does; the settle
+    // must absorb that lag. Many rounds, so a race would show.
+    for round in 0..200 {
+        let (_, report) = Scope::builder("lag")
+            .count_untracked(true)
+            .build()
+            .run_and_report(async {
+                let handles: Vec<_> = (0..8).map(|i| spawn(async move { i })).collect();
+                for handle in handles {
+                    handle.await.unwrap();
+                }
+                tokio::spawn(async {}).await.unwrap();
+            })
+            .await;
+        assert!(report.is_clean(), "round {round}: {report}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocking_task_that_outlives_the_abort_is_a_zombie() {
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let (started_tx, started_rx) = oneshot::channel();
+    let (handle, report) = scope("zombie")
+        .abort_timeout(Duration::from_millis(10))
+        .build()
+        .run_and_report(async move {
+            let handle = spawn_blocking(move || {
+                started_tx.send(()).unwrap();
+                release_rx.recv().unwrap();
+            });
+            started_rx.await.unwrap();
+            handle
+        })
+        .await;
+    assert_eq!(report.leaked().len(), 1);
+    assert_eq!(report.zombies().len(), 1, "{report}");
+    assert_eq!(report.zombies()[0].kind(), TaskKind::Blocking);
+    assert_eq!(report.zombies()[0].state(), TaskState::Running);
+    assert!(
+        report
+            .to_string()
+            .contains("blocking code cannot be aborted")
+    );
+    release_tx.send(()).unwrap();
+    handle.await.unwrap();
+}
+
+#[tokio::test]
+async fn nested_scopes_judge_only_their_own_tasks() {
+    let (inner_report, outer_report) = scope("outer")
+        .build()
+        .run_and_report(async {
+            let outer_task = spawn(async { 1 });
+            let (_, inner) = scope("inner")
+                .build()
+                .run_and_report(async { drop(spawn(pending::<()>())) })
+                .await;
+            outer_task.await.unwrap();
+            inner
+        })
+        .await;
+    assert_eq!(inner_report.leaked().len(), 1);
+    assert!(outer_report.is_clean(), "{outer_report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_scopes_never_see_each_others_tasks() {
+    // Scope A ends while scope B's leaked task is alive, and the other way
+    // round; each must judge only its own.
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+    let run = |name: &'static str, leak: bool| {
+        let barrier = barrier.clone();
+        tokio::spawn(async move {
+            scope(name)
+                .count_untracked(false)
+                .build()
+                .run_and_report(async move {
+                    if leak {
+                        drop(spawn(pending::<()>()));
+                    } else {
+                        spawn(async {}).await.unwrap();
+                    }
+                    barrier.wait().await;
+                })
+                .await
+                .1
+        })
+    };
+    let clean = run("clean", false);
+    let leaky = run("leaky", true);
+    let (clean, leaky): (LeakReport, LeakReport) = (clean.await.unwrap(), leaky.await.unwrap());
+    assert!(clean.is_clean(), "{clean}");
+    assert_eq!(leaky.leaked().len(), 1);
+}
+
+#[tokio::test]
+async fn a_scope_dropped_mid_flight_still_cancels_its_tasks() {
+    let (handle_tx, handle_rx) = oneshot::channel();
+    let scope = scope("dropped").build();
+    let run = scope.run(async move {
+        handle_tx.send(spawn(pending::<()>())).unwrap();
+        pending::<()>().await
+    });
+    tokio::select! {
+        _ = run => unreachable!(),
+        handle = handle_rx => {
+            // `run` is dropped here, mid-flight.
+            let handle = handle.unwrap();
+            assert!(handle.await.unwrap_err().is_cancelled());
+        }
+    }
+}
+
+fn panic_text(error: tokio::task::JoinError) -> String {
+    let payload = error.into_panic();
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap()
+}
