@@ -46,8 +46,7 @@ where
     spawn_task(None, None, Role::Regular, Location::caller(), future)
 }
 
-/// Spawns a named task in the current scope. The name appears in leak reports
-/// (and, built with `--cfg tokio_unstable`, in tokio's own task name).
+/// Spawns a named task in the current scope. The name appears in leak reports.
 #[track_caller]
 pub fn spawn_named<F>(name: &str, future: F) -> JoinHandle<F::Output>
 where
@@ -240,20 +239,14 @@ impl Drop for ReleasedBlocking {
     }
 }
 
+/// `tokio::spawn`; the name stays in leakfree's record (tokio's own task
+/// names need its `tracing` feature as well as `tokio_unstable`, which
+/// leakfree does not force on users).
 #[track_caller]
-fn tokio_spawn<F>(name: Option<&str>, future: F) -> tokio::task::JoinHandle<F::Output>
+fn tokio_spawn<F>(_name: Option<&str>, future: F) -> tokio::task::JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    #[cfg(tokio_unstable)]
-    if let Some(name) = name {
-        return tokio::task::Builder::new()
-            .name(name)
-            .spawn(future)
-            .expect("tokio failed to spawn a named task");
-    }
-    #[cfg(not(tokio_unstable))]
-    let _ = name;
     tokio::spawn(future)
 }
