@@ -46,6 +46,11 @@ mod table;
 mod tracked;
 mod untracked;
 
+/// The README's code, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
