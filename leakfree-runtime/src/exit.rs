@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use crate::record::{Role, TaskRecord};
+use crate::record::{Role, TaskKind, TaskRecord, TaskState};
 use crate::registry::ScopeShared;
 use crate::report::{LeakReport, LeakedTask, TaskPanic, UntrackedCount};
 use crate::untracked::Baseline;
@@ -30,7 +30,9 @@ pub(crate) async fn run_exit_protocol(
 
     // 1. Settle.
     let deadline = Instant::now() + settings.grace;
-    scope.wait_until(|s| s.regular_live() == 0, deadline).await;
+    scope
+        .wait_until(|s| s.regular_live() == 0 && s.hooked_live() == 0, deadline)
+        .await;
     let untracked = match baseline {
         Some(baseline) => Some(UntrackedCount {
             alive: baseline.settle(scope, deadline).await,
@@ -42,13 +44,23 @@ pub(crate) async fn run_exit_protocol(
     // 2. Verdict.
     let now = std::time::Instant::now();
     let survivors = scope.live_records();
-    let leaked: Vec<LeakedTask> = survivors
+    let mut leaked: Vec<LeakedTask> = survivors
         .iter()
         .filter(|record| record.role == Role::Regular)
         .map(|record| describe(record, now))
         .collect();
     let background_cancelled = survivors.len() - leaked.len();
     drop(survivors);
+    let hooked = scope.hooked_tasks();
+    let unabortable = hooked.len();
+    leaked.extend(hooked.into_iter().map(|(id, task)| LeakedTask {
+        id: Some(id),
+        name: None,
+        location: task.location,
+        age: now.saturating_duration_since(task.spawned_at),
+        state: TaskState::Unknown,
+        kind: TaskKind::Async,
+    }));
 
     // 3. Enforce.
     let aborted = scope.close();
@@ -84,6 +96,7 @@ pub(crate) async fn run_exit_protocol(
         panics,
         untracked,
         aborted,
+        unabortable,
         background_cancelled,
         ignored: scope.ignored_total(),
     }

@@ -35,6 +35,8 @@
 mod context;
 mod exit;
 mod filter;
+#[cfg(tokio_unstable)]
+pub mod hooks;
 mod join;
 mod record;
 mod registry;

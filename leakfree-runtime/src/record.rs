@@ -54,6 +54,7 @@ pub(crate) enum Role {
 
 /// Where a task stood when leakfree looked at it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum TaskState {
     /// Pending, and no waker for it exists anywhere: nothing can ever wake it.
     BlockedForever,
@@ -66,6 +67,10 @@ pub enum TaskState {
     Scheduled,
     /// Being polled (or, for blocking work, running) at that moment.
     Running,
+    /// Spawned with plain `tokio::spawn` and seen through tokio's spawn hook
+    /// (`--cfg tokio_unstable`): leakfree holds no waker probe for it, and no
+    /// abort handle.
+    Unknown,
 }
 
 impl TaskState {
@@ -83,6 +88,11 @@ impl TaskState {
             }
             TaskState::Scheduled => "scheduled: woken, waiting for a worker".to_owned(),
             TaskState::Running => "running: inside a poll or blocking call".to_owned(),
+            TaskState::Unknown => {
+                "state unknown: spawned with plain tokio::spawn, seen by tokio's spawn hook; \
+                 leakfree cannot abort it"
+                    .to_owned()
+            }
         }
     }
 }

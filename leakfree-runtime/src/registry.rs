@@ -21,11 +21,15 @@
 //! the panics lock is independent.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::panic::Location;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
+use tokio::task::Id;
 use tokio_util::sync::CancellationToken;
 
 use crate::filter::Filters;
@@ -39,6 +43,13 @@ pub(crate) struct Settings {
     pub(crate) abort_timeout: std::time::Duration,
     pub(crate) filters: Filters,
     pub(crate) count_untracked: bool,
+}
+
+/// A task leakfree did not spawn, attributed to a scope by tokio's spawn hook.
+#[derive(Debug, Clone)]
+pub(crate) struct HookedTask {
+    pub(crate) location: &'static Location<'static>,
+    pub(crate) spawned_at: Instant,
 }
 
 /// A tracked task that panicked, kept until the verdict.
@@ -66,6 +77,10 @@ pub(crate) struct ScopeShared {
     known_live: AtomicUsize,
     ignored: AtomicUsize,
     spawned: AtomicUsize,
+    /// Tasks spawned with plain `tokio::spawn`, attributed to this scope by
+    /// tokio's spawn hook (`hooks.rs`); empty without `tokio_unstable`.
+    hooked: Mutex<HashMap<Id, HookedTask>>,
+    hooked_live: AtomicUsize,
     changed: Notify,
     closing: AtomicBool,
     panics: Mutex<Vec<PanickedTask>>,
@@ -93,6 +108,8 @@ impl ScopeShared {
             known_live: AtomicUsize::new(0),
             ignored: AtomicUsize::new(0),
             spawned: AtomicUsize::new(0),
+            hooked: Mutex::new(HashMap::new()),
+            hooked_live: AtomicUsize::new(0),
             changed: Notify::new(),
             closing: AtomicBool::new(false),
             panics: Mutex::new(Vec::new()),
@@ -169,6 +186,51 @@ impl ScopeShared {
 
     pub(crate) fn ignored_task_ended(&self) {
         self.known_task_ended();
+    }
+
+    /// Records a task the spawn hook attributed to this scope.
+    #[cfg_attr(not(tokio_unstable), allow(dead_code))]
+    pub(crate) fn hooked_task_started(&self, id: Id, location: &'static Location<'static>) {
+        self.known_task_started();
+        self.spawned.fetch_add(1, Ordering::Relaxed);
+        let mut hooked = self.hooked.lock();
+        hooked.insert(
+            id,
+            HookedTask {
+                location,
+                spawned_at: Instant::now(),
+            },
+        );
+        self.hooked_live.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Forgets a hooked task once tokio says it terminated.
+    #[cfg_attr(not(tokio_unstable), allow(dead_code))]
+    pub(crate) fn hooked_task_ended(&self, id: Id) {
+        let reached_zero = {
+            let mut hooked = self.hooked.lock();
+            if hooked.remove(&id).is_none() {
+                return;
+            }
+            self.hooked_live.fetch_sub(1, Ordering::AcqRel) == 1
+        };
+        self.known_task_ended();
+        if reached_zero {
+            self.changed.notify_waiters();
+        }
+    }
+
+    pub(crate) fn hooked_live(&self) -> usize {
+        self.hooked_live.load(Ordering::Acquire)
+    }
+
+    /// The hooked tasks alive now.
+    pub(crate) fn hooked_tasks(&self) -> Vec<(Id, HookedTask)> {
+        self.hooked
+            .lock()
+            .iter()
+            .map(|(id, task)| (*id, task.clone()))
+            .collect()
     }
 
     pub(crate) fn ignored_total(&self) -> usize {

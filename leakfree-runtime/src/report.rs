@@ -100,6 +100,8 @@ pub struct LeakReport {
     pub(crate) panics: Vec<TaskPanic>,
     pub(crate) untracked: Option<UntrackedCount>,
     pub(crate) aborted: usize,
+    /// Leaked tasks leakfree could not abort (attributed by tokio's hook).
+    pub(crate) unabortable: usize,
     pub(crate) background_cancelled: usize,
     pub(crate) ignored: usize,
 }
@@ -239,6 +241,7 @@ fn sort_key(task: &LeakedTask) -> (&'static str, u32, u32, u8, Option<Id>) {
         TaskState::Waiting { .. } => 1,
         TaskState::Scheduled => 2,
         TaskState::Running => 3,
+        _ => 4,
     };
     (
         task.location.file(),
@@ -260,6 +263,16 @@ fn plural(n: usize, one: &str, many: &str) -> String {
         format!("{n} {many}")
     }
 }
+
+/// What a report suggests about tasks it could only count.
+#[cfg(not(tokio_unstable))]
+const UNTRACKED_HINT: &str = "they were started with plain tokio::spawn (here or in a library); \
+     spawn them with leakfree_runtime::spawn, or build with RUSTFLAGS=\"--cfg tokio_unstable\" \
+     and use the self-contained form (#[leak_checked] #[test] async fn), to see where they were spawned";
+#[cfg(tokio_unstable)]
+const UNTRACKED_HINT: &str = "they were started with plain tokio::spawn on a runtime without leakfree's hooks; \
+     use the self-contained form (#[leak_checked] #[test] async fn) or install \
+     leakfree_runtime::hooks on your runtime builder to see where they were spawned";
 
 /// Formats a duration the way reports print it: `850us`, `103ms`, `12.5s`.
 pub(crate) fn human_duration(duration: Duration) -> String {
@@ -316,10 +329,13 @@ fn write_group(f: &mut fmt::Formatter<'_>, index: usize, group: &LeakGroup<'_>) 
             "  {index}) {} {kind}{names} spawned at {}, alive {}",
             group.count(),
             first.location,
-            if youngest == oldest {
-                human_duration(oldest)
-            } else {
-                format!("{} to {}", human_duration(youngest), human_duration(oldest))
+            {
+                let (youngest, oldest) = (human_duration(youngest), human_duration(oldest));
+                if youngest == oldest {
+                    oldest
+                } else {
+                    format!("{youngest} to {oldest}")
+                }
             }
         )?;
         let ids: Vec<String> = group
@@ -369,8 +385,7 @@ impl fmt::Display for LeakReport {
             writeln!(
                 f,
                 "  untracked: {} alive that leakfree did not spawn ({verdict})\n     \
-                 hint: they were started with plain tokio::spawn (here or in a library); \
-                 spawn them with leakfree_runtime::spawn to see where and why they are stuck",
+                 hint: {UNTRACKED_HINT}",
                 plural(untracked.alive, "task", "tasks"),
             )?;
         }
@@ -400,12 +415,17 @@ impl fmt::Display for LeakReport {
                 }
             )?;
         }
-        let untracked_left = match self.untracked {
-            Some(u) if u.alive > 0 => format!(
-                ", {} left to the runtime's shutdown",
-                plural(u.alive, "untracked task", "untracked tasks")
-            ),
-            _ => String::new(),
+        let mut left = Vec::new();
+        if self.unabortable > 0 {
+            left.push(plural(self.unabortable, "hooked task", "hooked tasks"));
+        }
+        if let Some(u) = self.untracked.filter(|u| u.alive > 0) {
+            left.push(plural(u.alive, "untracked task", "untracked tasks"));
+        }
+        let untracked_left = if left.is_empty() {
+            String::new()
+        } else {
+            format!(", {} left to the runtime's shutdown", left.join(" and "))
         };
         write!(
             f,

@@ -1,7 +1,8 @@
 //! The runtime the self-contained test form builds
 //! (`#[leak_checked] #[test] async fn`).
 //!
-//! Owning the runtime lets leakfree count every task on it and shut it down
+//! Owning the runtime lets leakfree count every task on it, install tokio's
+//! spawn hooks on it (built with `--cfg tokio_unstable`), and shut it down
 //! without waiting on zombies: a blocking closure that never returns would
 //! otherwise hang the test in the runtime's drop.
 
@@ -70,6 +71,8 @@ impl RuntimeOptions {
             }
         };
         builder.enable_all();
+        #[cfg(tokio_unstable)]
+        crate::hooks::install(&mut builder);
         if self.start_paused {
             pause_clock(&mut builder);
         }

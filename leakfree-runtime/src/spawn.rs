@@ -239,14 +239,17 @@ impl Drop for ReleasedBlocking {
     }
 }
 
-/// `tokio::spawn`; the name stays in leakfree's record (tokio's own task
-/// names need its `tracing` feature as well as `tokio_unstable`, which
-/// leakfree does not force on users).
+/// `tokio::spawn`, hidden from leakfree's own spawn hook (the record says
+/// more). The name stays in leakfree's record: tokio's own task names need its
+/// `tracing` feature as well as `tokio_unstable`, which leakfree does not force
+/// on users.
 #[track_caller]
 fn tokio_spawn<F>(_name: Option<&str>, future: F) -> tokio::task::JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
+    #[cfg(tokio_unstable)]
+    let _own = crate::hooks::OwnSpawn::enter();
     tokio::spawn(future)
 }

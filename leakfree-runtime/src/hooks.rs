@@ -1,0 +1,149 @@
+//! tokio's task hooks (`--cfg tokio_unstable`): every `tokio::spawn`, third-party
+//! code included, attributed to the scope it was spawned in.
+//!
+//! `on_task_spawn` runs on the spawning thread before the child is scheduled:
+//! - inside scoped work (a scope's body or a tracked task being polled) the
+//!   current context names the scope;
+//! - inside a task that was itself attributed by this hook, `task::try_id()`
+//!   is that parent, and the attribution map names its scope: grandchildren
+//!   of any depth land in the same scope.
+//!
+//! Tasks leakfree spawns itself are skipped here (a thread-local flag is set
+//! around its own `tokio::spawn` calls): their records already say more.
+//! `on_task_terminate` removes the attribution and tells the scope, so a
+//! scope's settle is woken by these tasks' ends too, not only by polling.
+//!
+//! Attributed tasks are reported with tokio's id and spawn location, but
+//! leakfree holds no abort handle for them (tokio's hooks do not give one):
+//! they are left to the runtime's shutdown, and the report says so.
+//!
+//! # Composing with your own hooks
+//! tokio keeps one callback per hook. To keep yours, call leakfree's from it:
+//!
+//! ```ignore
+//! builder
+//!     .on_task_spawn(|meta| { leakfree_runtime::hooks::on_task_spawn(meta); my_spawn_hook(meta) })
+//!     .on_task_terminate(|meta| { leakfree_runtime::hooks::on_task_terminate(meta); my_terminate_hook(meta) });
+//! ```
+//!
+//! # Invariants
+//! - An id is in the attribution map from its spawn hook to its terminate
+//!   hook; the map holds `Weak` scopes, so it never keeps a scope alive.
+//! - The map lock is never held while calling into a scope.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Weak};
+
+use parking_lot::Mutex;
+use tokio::runtime::{Builder, TaskMeta};
+use tokio::task::Id;
+
+use crate::context;
+use crate::registry::ScopeShared;
+
+/// A task attributed by the spawn hook.
+struct Attribution {
+    scope: Weak<ScopeShared>,
+    /// Let out of the scope by a location filter: counted as known, not judged.
+    ignored: bool,
+}
+
+static ATTRIBUTIONS: LazyLock<Mutex<HashMap<Id, Attribution>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+thread_local! {
+    static SPAWNING_OWN: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the thread as running one of leakfree's own `tokio::spawn` calls
+/// until dropped, so the spawn hook skips it. A guard rather than a closure,
+/// so `#[track_caller]` still reaches tokio.
+pub(crate) struct OwnSpawn {
+    previous: bool,
+}
+
+impl OwnSpawn {
+    pub(crate) fn enter() -> OwnSpawn {
+        let previous = SPAWNING_OWN
+            .try_with(|flag| flag.replace(true))
+            .unwrap_or(false);
+        OwnSpawn { previous }
+    }
+}
+
+impl Drop for OwnSpawn {
+    fn drop(&mut self) {
+        let _ = SPAWNING_OWN.try_with(|flag| flag.set(self.previous));
+    }
+}
+
+/// Installs leakfree's spawn and terminate hooks on a runtime builder.
+///
+/// ```
+/// let runtime = leakfree_runtime::hooks::install(&mut tokio::runtime::Builder::new_multi_thread())
+///     .enable_all()
+///     .build()
+///     .unwrap();
+/// # drop(runtime);
+/// ```
+pub fn install(builder: &mut Builder) -> &mut Builder {
+    builder
+        .on_task_spawn(on_task_spawn)
+        .on_task_terminate(on_task_terminate)
+}
+
+/// leakfree's spawn hook; call it from your own `on_task_spawn` if you have one.
+pub fn on_task_spawn(meta: &TaskMeta<'_>) {
+    if SPAWNING_OWN.try_with(Cell::get).unwrap_or(true) {
+        return;
+    }
+    let Some(scope) = spawning_scope() else {
+        return;
+    };
+    let location = meta.spawned_at();
+    let filters = &scope.settings.filters;
+    let ignored = !filters.is_empty() && filters.ignores(None, location);
+    if ignored {
+        scope.ignored_task_started();
+    } else {
+        scope.hooked_task_started(meta.id(), location);
+    }
+    ATTRIBUTIONS.lock().insert(
+        meta.id(),
+        Attribution {
+            scope: Arc::downgrade(&scope),
+            ignored,
+        },
+    );
+}
+
+/// leakfree's terminate hook; call it from your own `on_task_terminate` if
+/// you have one.
+pub fn on_task_terminate(meta: &TaskMeta<'_>) {
+    let attribution = ATTRIBUTIONS.lock().remove(&meta.id());
+    let Some(attribution) = attribution else {
+        return;
+    };
+    if let Some(scope) = attribution.scope.upgrade() {
+        if attribution.ignored {
+            scope.ignored_task_ended();
+        } else {
+            scope.hooked_task_ended(meta.id());
+        }
+    }
+}
+
+/// The scope a `tokio::spawn` happening now belongs to.
+fn spawning_scope() -> Option<Arc<ScopeShared>> {
+    if let Some(context) = context::current() {
+        return Some(context.scope);
+    }
+    let parent = tokio::task::try_id()?;
+    let attributions = ATTRIBUTIONS.lock();
+    let attribution = attributions.get(&parent)?;
+    if attribution.ignored {
+        return None;
+    }
+    attribution.scope.upgrade()
+}
