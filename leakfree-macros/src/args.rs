@@ -25,7 +25,7 @@ const KEYS: &[&str] = &[
 ];
 
 /// The forms `grace` accepts, for error messages.
-const GRACE_FORMS: &str = "a number followed by `us`, `ms` or `s`, e.g. \"500us\", \"250ms\", \"2s\" or \"1.5s\"";
+const GRACE_FORMS: &str = "expected a number followed by `us`, `ms` or `s`, e.g. \"500us\", \"250ms\", \"2s\" or \"1.5s\"";
 
 /// One option's value and the span of its key, so that errors about the
 /// option as a whole (wrong form, conflicts) point at the key.
@@ -140,17 +140,25 @@ impl Args {
         match key.as_deref() {
             Some("grace") => set(&mut self.grace, &meta, "grace", parse_grace),
             Some("ignore_name") => set(&mut self.ignore_name, &meta, "ignore_name", parse_globs),
-            Some("ignore_location") => {
-                set(&mut self.ignore_location, &meta, "ignore_location", parse_globs)
+            Some("ignore_location") => set(
+                &mut self.ignore_location,
+                &meta,
+                "ignore_location",
+                parse_globs,
+            ),
+            Some("allow_untracked") => {
+                set(&mut self.allow_untracked, &meta, "allow_untracked", |m| {
+                    parse_flag(m, "allow_untracked")
+                })
             }
-            Some("allow_untracked") => set(&mut self.allow_untracked, &meta, "allow_untracked", |m| {
-                parse_flag(m, "allow_untracked")
-            }),
             Some("crate") => set(&mut self.crate_path, &meta, "crate", parse_crate_path),
             Some("flavor") => set(&mut self.flavor, &meta, "flavor", parse_flavor),
-            Some("worker_threads") => {
-                set(&mut self.worker_threads, &meta, "worker_threads", parse_worker_threads)
-            }
+            Some("worker_threads") => set(
+                &mut self.worker_threads,
+                &meta,
+                "worker_threads",
+                parse_worker_threads,
+            ),
             Some("start_paused") => set(&mut self.start_paused, &meta, "start_paused", parse_bool),
             Some("skip") => set(&mut self.skip, &meta, "skip", |m| parse_flag(m, "skip")),
             _ => {
@@ -159,7 +167,10 @@ impl Args {
                 let expected = KEYS.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>();
                 Err(Error::new_spanned(
                     &meta.path,
-                    format!("unknown option `{path}`; expected one of: {}", expected.join(", ")),
+                    format!(
+                        "unknown option `{path}`; expected one of: {}",
+                        expected.join(", ")
+                    ),
                 ))
             }
         }
@@ -175,7 +186,10 @@ fn set<T>(
     parse: impl FnOnce(&ParseNestedMeta<'_>) -> syn::Result<T>,
 ) -> syn::Result<()> {
     if slot.is_some() {
-        return Err(Error::new_spanned(&meta.path, format!("duplicate option `{name}`")));
+        return Err(Error::new_spanned(
+            &meta.path,
+            format!("duplicate option `{name}`"),
+        ));
     }
     let key = meta.path.span();
     let value = parse(meta)?;
@@ -206,22 +220,28 @@ fn value_lit(meta: &ParseNestedMeta<'_>, expected: &str) -> syn::Result<Lit> {
 
 fn parse_grace(meta: &ParseNestedMeta<'_>) -> syn::Result<u64> {
     match value_lit(meta, "a duration string such as \"250ms\"")? {
-        Lit::Str(lit) => parse_duration(&lit.value())
-            .map_err(|why| Error::new(lit.span(), format!("invalid `grace` {why}: write {GRACE_FORMS}"))),
+        Lit::Str(lit) => parse_duration(&lit.value()).map_err(|why| {
+            let text = lit.value();
+            Error::new(lit.span(), format!("invalid `grace` \"{text}\": {why}"))
+        }),
         Lit::Int(lit) if ["us", "ms", "s"].contains(&lit.suffix()) => Err(Error::new(
             lit.span(),
             format!("write the duration as a string: `grace = \"{lit}\"`"),
         )),
-        lit @ (Lit::Int(_) | Lit::Float(_)) => {
-            Err(Error::new(lit.span(), "`grace` needs a unit: write a unit, e.g. \"250ms\""))
-        }
-        lit => Err(Error::new(lit.span(), "expected a duration string such as \"250ms\"")),
+        lit @ (Lit::Int(_) | Lit::Float(_)) => Err(Error::new(
+            lit.span(),
+            "`grace` needs a unit: write a unit, e.g. \"250ms\"",
+        )),
+        lit => Err(Error::new(
+            lit.span(),
+            "expected a duration string such as \"250ms\"",
+        )),
     }
 }
 
 /// Parses `"250ms"`, `"2s"`, `"500us"`, `"1.5s"` into nanoseconds.
 ///
-/// The error is the reason, phrased to follow "invalid `grace`".
+/// The error says what is wrong, to follow `invalid \`grace\` "text": `.
 pub(crate) fn parse_duration(text: &str) -> Result<u64, String> {
     let (number, unit_nanos) = if let Some(n) = text.strip_suffix("us") {
         (n, 1_000)
@@ -230,14 +250,14 @@ pub(crate) fn parse_duration(text: &str) -> Result<u64, String> {
     } else if let Some(n) = text.strip_suffix('s') {
         (n, 1_000_000_000)
     } else {
-        return Err(format!("\"{text}\": missing unit"));
+        return Err(GRACE_FORMS.to_owned());
     };
     let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
     let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
     if whole.is_empty() || !all_digits(whole) || !all_digits(fraction) || number.ends_with('.') {
-        return Err(format!("\"{text}\": not a number followed by a unit"));
+        return Err(GRACE_FORMS.to_owned());
     }
-    let too_large = || format!("\"{text}\": too large");
+    let too_large = || "too large (at most about 584 years)".to_owned();
     let whole: u64 = whole.parse().map_err(|_| too_large())?;
     let mut nanos = whole.checked_mul(unit_nanos).ok_or_else(too_large)?;
     // Each fraction digit is worth a tenth of the previous one; the result
@@ -245,7 +265,7 @@ pub(crate) fn parse_duration(text: &str) -> Result<u64, String> {
     let mut place = unit_nanos;
     for digit in fraction.bytes().map(|b| u64::from(b - b'0')) {
         if place % 10 != 0 {
-            return Err(format!("\"{text}\": finer than a nanosecond"));
+            return Err("finer than a nanosecond".to_owned());
         }
         place /= 10;
         nanos = nanos.checked_add(digit * place).ok_or_else(too_large)?;
@@ -253,20 +273,26 @@ pub(crate) fn parse_duration(text: &str) -> Result<u64, String> {
     Ok(nanos)
 }
 
+const GLOBS_EXPECTED: &str =
+    "expected a glob string or an array of them, e.g. \"worker-*\" or [\"a\", \"b*\"]";
+
 fn parse_globs(meta: &ParseNestedMeta<'_>) -> syn::Result<Vec<LitStr>> {
     let input = meta.value()?;
-    let expected = "expected a glob string or an array of them, e.g. \"worker-*\" or [\"a\", \"b*\"]";
     if input.peek(syn::token::Bracket) {
         let content;
         syn::bracketed!(content in input);
-        let globs = Punctuated::<LitStr, Token![,]>::parse_terminated_with(&content, |s: ParseStream<'_>| {
-            if s.peek(LitStr) { s.parse() } else { Err(s.error(expected)) }
-        })?;
+        let globs = Punctuated::<LitStr, Token![,]>::parse_terminated_with(&content, parse_glob)?;
         Ok(globs.into_iter().collect())
-    } else if input.peek(LitStr) {
-        Ok(vec![input.parse()?])
     } else {
-        Err(input.error(expected))
+        Ok(vec![parse_glob(input)?])
+    }
+}
+
+fn parse_glob(input: ParseStream<'_>) -> syn::Result<LitStr> {
+    if input.peek(LitStr) {
+        input.parse()
+    } else {
+        Err(input.error(GLOBS_EXPECTED))
     }
 }
 
@@ -276,7 +302,10 @@ fn parse_crate_path(meta: &ParseNestedMeta<'_>) -> syn::Result<Path> {
         Lit::Str(lit) => lit.parse::<Path>().map_err(|_| {
             Error::new(
                 lit.span(),
-                format!("`crate` must be a path such as \"lf\" or \"::my_crate::lf\", not \"{}\"", lit.value()),
+                format!(
+                    "`crate` must be a path such as \"lf\" or \"::my_crate::lf\", not \"{}\"",
+                    lit.value()
+                ),
             )
         }),
         lit => Err(Error::new(lit.span(), format!("expected {expected}"))),
@@ -302,7 +331,10 @@ fn parse_worker_threads(meta: &ParseNestedMeta<'_>) -> syn::Result<usize> {
     let expected = "a number of threads, e.g. `worker_threads = 4`";
     match value_lit(meta, expected)? {
         Lit::Int(lit) => match lit.base10_parse::<usize>()? {
-            0 => Err(Error::new(lit.span(), "`worker_threads` must be at least 1")),
+            0 => Err(Error::new(
+                lit.span(),
+                "`worker_threads` must be at least 1",
+            )),
             n => Ok(n),
         },
         lit => Err(Error::new(lit.span(), format!("expected {expected}"))),
@@ -330,7 +362,19 @@ mod tests {
         assert_eq!(parse_duration("0ms"), Ok(0));
         assert_eq!(parse_duration("1.001us"), Ok(1_001));
         assert!(parse_duration("1.0001us").is_err());
-        for bad in ["", "ms", "100", "1.s", ".5s", "-1s", "1 s", "1m", "1h", "1e3ms", "99999999999999999999s"] {
+        for bad in [
+            "",
+            "ms",
+            "100",
+            "1.s",
+            ".5s",
+            "-1s",
+            "1 s",
+            "1m",
+            "1h",
+            "1e3ms",
+            "99999999999999999999s",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} should not parse");
         }
     }

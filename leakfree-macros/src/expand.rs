@@ -25,6 +25,8 @@ use syn::{Attribute, Error, Item, ItemFn, ItemMod, LitStr, ReturnType, Type, par
 use crate::args::{Args, Flavor};
 use crate::test_attr::{self, TestAttr, TokioAttr};
 
+const WORKER_THREADS_NEED_MULTI_THREAD: &str = "`worker_threads` needs `flavor = \"multi_thread\"`: a `current_thread` runtime has no worker threads";
+
 /// Expands `#[leak_checked(args)] item`.
 ///
 /// On `Err` the caller emits [`fallback`] of the item followed by the error,
@@ -34,7 +36,10 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
         Item::Fn(f) => {
             let args = Args::parse(args)?;
             if let Some(skip) = &args.skip {
-                return Err(Error::new(skip.key, "`skip` only applies inside a #[leak_checked] module"));
+                return Err(Error::new(
+                    skip.key,
+                    "`skip` only applies inside a #[leak_checked] module",
+                ));
             }
             if let Some(second) = f.attrs.iter().find(|a| test_attr::is_leak_checked(a)) {
                 return Err(Error::new_spanned(
@@ -61,9 +66,17 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
 pub(crate) fn fallback(item: TokenStream) -> TokenStream {
     match syn::parse2::<Item>(item.clone()) {
         Ok(Item::Mod(mut m)) => {
-            for item in m.content.iter_mut().flat_map(|(_, items)| items) {
-                if let Item::Fn(f) = item {
-                    f.attrs.retain(|a| !test_attr::is_leak_checked(a));
+            if let Some((_, items)) = &mut m.content {
+                let mut stripped = false;
+                for item in items.iter_mut() {
+                    if let Item::Fn(f) = item {
+                        let before = f.attrs.len();
+                        f.attrs.retain(|a| !test_attr::is_leak_checked(a));
+                        stripped |= f.attrs.len() != before;
+                    }
+                }
+                if stripped {
+                    quiet_leak_checked_imports(items);
                 }
             }
             m.into_token_stream()
@@ -88,6 +101,8 @@ fn form(f: &ItemFn) -> syn::Result<Form> {
     if f.sig.asyncness.is_none() {
         let message = if f.attrs.iter().any(test_attr::is_tokio_expansion_marker) {
             "place #[leak_checked] above #[tokio::test]: it has to see the async fn before tokio rewrites it"
+        } else if test_attr::mentions_runtime_builder(f.block.to_token_stream()) {
+            "#[leak_checked] needs an `async fn`; this looks like the output of #[tokio::main]: place #[leak_checked] above #[tokio::main], it has to see the async fn before tokio rewrites it"
         } else {
             "#[leak_checked] needs an `async fn`"
         };
@@ -119,30 +134,26 @@ fn form(f: &ItemFn) -> syn::Result<Form> {
 fn expand_fn(mut f: ItemFn, opts: &Args, own: &Args) -> syn::Result<ItemFn> {
     let form = form(&f)?;
     let default_crate = parse_quote!(::leakfree_runtime);
-    let krate = opts.crate_path.as_ref().map_or(&default_crate, |o| &o.value);
+    let krate = opts
+        .crate_path
+        .as_ref()
+        .map_or(&default_crate, |o| &o.value);
     let name = LitStr::new(&f.sig.ident.unraw().to_string(), f.sig.ident.span());
-    let body = constrained_body(&f, krate);
+    let body = typed_async_body(&f);
 
     match form {
-        Form::Wrapping(tokio) => {
-            reject_runtime_options(own, |key| {
-                format!(
+        Form::Wrapping(_) | Form::Service => {
+            let test = matches!(form, Form::Wrapping(TokioAttr::Test));
+            reject_runtime_options(own, |key| match form {
+                Form::Wrapping(tokio) => format!(
                     "`{key}` belongs to `#[{}(...)]` here; leak_checked only takes it in the self-contained form `#[leak_checked] #[test] async fn`",
                     tokio.name()
-                )
-            })?;
-            let scope = scope_builder(opts, krate, &name, tokio == TokioAttr::Test);
-            *f.block = parse_quote!({
-                #krate::__private::run_scoped(#scope, #body).await
-            });
-        }
-        Form::Service => {
-            reject_runtime_options(own, |key| {
-                format!(
+                ),
+                _ => format!(
                     "`{key}` only applies to the self-contained test form `#[leak_checked] #[test] async fn`; this fn runs on its caller's runtime"
-                )
+                ),
             })?;
-            let scope = scope_builder(opts, krate, &name, false);
+            let scope = scope_builder(opts, krate, &name, test);
             *f.block = parse_quote!({
                 #krate::__private::run_scoped(#scope, #body).await
             });
@@ -151,15 +162,14 @@ fn expand_fn(mut f: ItemFn, opts: &Args, own: &Args) -> syn::Result<ItemFn> {
             if let Some(threads) = &opts.worker_threads {
                 if opts.flavor.as_ref().map(|o| o.value) != Some(Flavor::MultiThread) {
                     // Blame the fn's own key when the conflict comes from
-                    // overriding one of the module's options.
-                    let span = match (&own.worker_threads, &own.flavor) {
-                        (None, Some(flavor)) => flavor.key,
-                        _ => threads.key,
-                    };
-                    return Err(Error::new(
-                        span,
-                        "`worker_threads` needs `flavor = \"multi_thread\"` (the default `current_thread` runtime has no worker threads)",
-                    ));
+                    // overriding the module's flavor.
+                    return Err(match (&own.worker_threads, &own.flavor) {
+                        (None, Some(flavor)) => Error::new(
+                            flavor.key,
+                            "this `flavor` conflicts with the module's `worker_threads`: worker threads need `flavor = \"multi_thread\"`",
+                        ),
+                        _ => Error::new(threads.key, WORKER_THREADS_NEED_MULTI_THREAD),
+                    });
                 }
             }
             let scope = scope_builder(opts, krate, &name, true);
@@ -182,7 +192,10 @@ fn parse_quote_spanned_test(span: Span) -> Attribute {
 }
 
 fn reject_runtime_options(own: &Args, message: impl Fn(&str) -> String) -> syn::Result<()> {
-    let mut errors = own.runtime_options().into_iter().map(|(key, span)| Error::new(span, message(key)));
+    let mut errors = own
+        .runtime_options()
+        .into_iter()
+        .map(|(key, span)| Error::new(span, message(key)));
     match errors.next() {
         None => Ok(()),
         Some(mut first) => {
@@ -192,14 +205,38 @@ fn reject_runtime_options(own: &Args, message: impl Fn(&str) -> String) -> syn::
     }
 }
 
-/// `async move { body }`, tied to the declared return type with
-/// `constrain::<R, _>` unless that type cannot be named in an expression.
-fn constrained_body(f: &ItemFn, krate: &syn::Path) -> TokenStream {
+/// `async move { body }` whose output is the declared return type `R`, with
+/// the body's tail and every `return` in it a coercion site, as in the
+/// `async fn` itself (`&self.name` still coerces from `&String` to `&str`,
+/// `?` still converts into `R`'s error type).
+///
+/// A bound such as `constrain::<R, _>(async move { body })` only checks the
+/// output after the body is type-checked, so coercions would be lost. Instead
+/// (the technique of `async-trait`) a never-taken `return` of an `R` fixes
+/// the block's return type before the body is checked, and the body is
+/// assigned to a local of type `R`. Return types that cannot be named
+/// (`impl Trait`, `!`) keep the plain block.
+///
+/// `clippy::diverging_sub_expression` is allowed on the `let`: a body that
+/// ends in `panic!()` (a `should_panic` test) is a diverging initializer.
+fn typed_async_body(f: &ItemFn) -> TokenStream {
     let block = &f.block;
     match &f.sig.output {
-        ReturnType::Default => quote!(#krate::__private::constrain::<(), _>(async move #block)),
+        ReturnType::Default => quote!(async move {
+            #[allow(clippy::diverging_sub_expression)]
+            let () = #block;
+        }),
         ReturnType::Type(_, ty) if unnameable(ty) => quote!(async move #block),
-        ReturnType::Type(_, ty) => quote!(#krate::__private::constrain::<#ty, _>(async move #block)),
+        ReturnType::Type(_, ty) => quote!(async move {
+            if let ::core::option::Option::Some(__leakfree_ret) = ::core::option::Option::None::<#ty> {
+                #[allow(unreachable_code)]
+                return __leakfree_ret;
+            }
+            #[allow(clippy::diverging_sub_expression)]
+            let __leakfree_ret: #ty = #block;
+            #[allow(unreachable_code)]
+            __leakfree_ret
+        }),
     }
 }
 
@@ -271,7 +308,7 @@ fn expand_mod(mut m: ItemMod, opts: &Args) -> syn::Result<ItemMod> {
     }
     if let (Some(threads), flavor) = (&opts.worker_threads, &opts.flavor) {
         if flavor.as_ref().map(|o| o.value) != Some(Flavor::MultiThread) {
-            return Err(Error::new(threads.key, "`worker_threads` needs `flavor = \"multi_thread\"`"));
+            return Err(Error::new(threads.key, WORKER_THREADS_NEED_MULTI_THREAD));
         }
     }
     let Some((_, items)) = &mut m.content else {
@@ -281,6 +318,13 @@ fn expand_mod(mut m: ItemMod, opts: &Args) -> syn::Result<ItemMod> {
         ));
     };
     let mut errors: Option<Error> = None;
+    let has_own_attributes = items.iter().any(|item| match item {
+        Item::Fn(f) => f.attrs.iter().any(test_attr::is_leak_checked),
+        _ => false,
+    });
+    if has_own_attributes {
+        quiet_leak_checked_imports(items);
+    }
     for item in items.iter_mut() {
         let Item::Fn(f) = item else { continue };
         match expand_mod_fn(f.clone(), opts) {
@@ -298,12 +342,42 @@ fn expand_mod(mut m: ItemMod, opts: &Args) -> syn::Result<ItemMod> {
     }
 }
 
+/// Marks `use …::leak_checked;` in the module `#[allow(unused_imports)]`.
+///
+/// The fns' own `#[leak_checked(...)]` attributes are read and removed by the
+/// module's attribute before name resolution, so an import written for them
+/// would be reported unused. Only a `use` that imports nothing else is
+/// marked, so other unused imports still warn.
+fn quiet_leak_checked_imports(items: &mut [Item]) {
+    fn only_leak_checked(tree: &syn::UseTree) -> bool {
+        match tree {
+            syn::UseTree::Path(path) => only_leak_checked(&path.tree),
+            syn::UseTree::Name(name) => name.ident == "leak_checked",
+            syn::UseTree::Rename(rename) => rename.ident == "leak_checked",
+            syn::UseTree::Group(group) => {
+                group.items.len() == 1 && group.items.iter().all(only_leak_checked)
+            }
+            syn::UseTree::Glob(_) => false,
+        }
+    }
+    for item in items {
+        if let Item::Use(u) = item {
+            if only_leak_checked(&u.tree) {
+                u.attrs.push(parse_quote!(#[allow(unused_imports)]));
+            }
+        }
+    }
+}
+
 /// One fn of an annotated module: `Ok(None)` leaves it as it is.
 fn expand_mod_fn(mut f: ItemFn, module: &Args) -> syn::Result<Option<ItemFn>> {
     let mut own_attrs = f.attrs.iter().filter(|a| test_attr::is_leak_checked(a));
     let own_attr = own_attrs.next().cloned();
     if let Some(second) = own_attrs.next() {
-        return Err(Error::new_spanned(second, "#[leak_checked] is applied twice to this fn"));
+        return Err(Error::new_spanned(
+            second,
+            "#[leak_checked] is applied twice to this fn",
+        ));
     }
     let Some(own_attr) = own_attr else {
         let is_test = f.attrs.iter().any(|a| test_attr::classify(a).is_some());
@@ -316,7 +390,10 @@ fn expand_mod_fn(mut f: ItemFn, module: &Args) -> syn::Result<Option<ItemFn>> {
     let own = Args::from_attribute(&own_attr)?;
     if let Some(skip) = &own.skip {
         if own.has_options_besides_skip() {
-            return Err(Error::new(skip.key, "`skip` leaves the fn unchecked: remove the other options"));
+            return Err(Error::new(
+                skip.key,
+                "`skip` leaves the fn unchecked: remove the other options",
+            ));
         }
         return Ok(Some(f));
     }
@@ -340,6 +417,10 @@ fn keyword_span(item: &Item) -> Span {
         Item::Type(i) => i.type_token.span,
         Item::Union(i) => i.union_token.span,
         Item::Use(i) => i.use_token.span,
-        other => other.to_token_stream().into_iter().next().map_or_else(Span::call_site, |t| t.span()),
+        other => other
+            .to_token_stream()
+            .into_iter()
+            .next()
+            .map_or_else(Span::call_site, |t| t.span()),
     }
 }

@@ -5,6 +5,7 @@
 //! `#[test]` under the names the prelude gives it, and `#[leak_checked]` by
 //! its last segment (it may be imported or re-exported under any path).
 
+use proc_macro2::{TokenStream, TokenTree};
 use syn::{Attribute, Meta, Path};
 
 /// Which runtime-owning tokio attribute a fn carries.
@@ -57,15 +58,41 @@ pub(crate) fn is_tokio_expansion_marker(attr: &Attribute) -> bool {
     is_exact(attr.path(), true, &["core", "prelude", "v1", "test"])
 }
 
+/// Whether `body` names `runtime::Builder`, as the sync fn `#[tokio::main]`
+/// generates does: a non-async fn holding it most likely had `#[tokio::main]`
+/// above `#[leak_checked]`.
+pub(crate) fn mentions_runtime_builder(body: TokenStream) -> bool {
+    fn flatten(tokens: TokenStream, out: &mut Vec<String>) {
+        for token in tokens {
+            match token {
+                TokenTree::Group(group) => flatten(group.stream(), out),
+                other => out.push(other.to_string()),
+            }
+        }
+    }
+    let mut tokens = Vec::new();
+    flatten(body, &mut tokens);
+    tokens
+        .windows(4)
+        .any(|w| w == ["runtime", ":", ":", "Builder"])
+}
+
 /// Whether `attr` is `#[leak_checked]` under any path.
 pub(crate) fn is_leak_checked(attr: &Attribute) -> bool {
-    attr.path().segments.last().is_some_and(|s| s.ident == "leak_checked")
+    attr.path()
+        .segments
+        .last()
+        .is_some_and(|s| s.ident == "leak_checked")
 }
 
 fn is_exact(path: &Path, leading_colon: bool, names: &[&str]) -> bool {
     path.leading_colon.is_some() == leading_colon
         && path.segments.len() == names.len()
-        && path.segments.iter().zip(names).all(|(s, n)| s.ident == n && s.arguments.is_none())
+        && path
+            .segments
+            .iter()
+            .zip(names)
+            .all(|(s, n)| s.ident == n && s.arguments.is_none())
 }
 
 #[cfg(test)]
@@ -76,12 +103,27 @@ mod tests {
     #[test]
     fn recognises_paths() {
         let cases: Vec<(Attribute, Option<TestAttr>)> = vec![
-            (parse_quote!(#[tokio::test]), Some(TestAttr::Tokio(TokioAttr::Test))),
-            (parse_quote!(#[::tokio::test(flavor = "multi_thread")]), Some(TestAttr::Tokio(TokioAttr::Test))),
-            (parse_quote!(#[my::tokio::main]), Some(TestAttr::Tokio(TokioAttr::Main))),
+            (
+                parse_quote!(#[tokio::test]),
+                Some(TestAttr::Tokio(TokioAttr::Test)),
+            ),
+            (
+                parse_quote!(#[::tokio::test(flavor = "multi_thread")]),
+                Some(TestAttr::Tokio(TokioAttr::Test)),
+            ),
+            (
+                parse_quote!(#[my::tokio::main]),
+                Some(TestAttr::Tokio(TokioAttr::Main)),
+            ),
             (parse_quote!(#[test]), Some(TestAttr::Builtin)),
-            (parse_quote!(#[::core::prelude::v1::test]), Some(TestAttr::Builtin)),
-            (parse_quote!(#[std::prelude::v1::test]), Some(TestAttr::Builtin)),
+            (
+                parse_quote!(#[::core::prelude::v1::test]),
+                Some(TestAttr::Builtin),
+            ),
+            (
+                parse_quote!(#[std::prelude::v1::test]),
+                Some(TestAttr::Builtin),
+            ),
             (parse_quote!(#[tokio1::test]), None),
             (parse_quote!(#[tokio::spawn]), None),
             (parse_quote!(#[::test]), None),
@@ -90,9 +132,23 @@ mod tests {
         for (attr, expected) in cases {
             assert_eq!(classify(&attr), expected, "{}", quote::quote!(#attr));
         }
-        assert!(is_tokio_expansion_marker(&parse_quote!(#[::core::prelude::v1::test])));
+        assert!(is_tokio_expansion_marker(
+            &parse_quote!(#[::core::prelude::v1::test])
+        ));
         assert!(!is_tokio_expansion_marker(&parse_quote!(#[test])));
-        assert!(is_leak_checked(&parse_quote!(#[leakfree_runtime::leak_checked(skip)])));
+        assert!(is_leak_checked(
+            &parse_quote!(#[leakfree_runtime::leak_checked(skip)])
+        ));
+        assert!(mentions_runtime_builder(quote::quote!({
+            return ::tokio::runtime::Builder::new_multi_thread()
+                .build()
+                .unwrap()
+                .block_on(body);
+        })));
+        assert!(!mentions_runtime_builder(quote::quote!({
+            runtime();
+            Builder::new()
+        })));
         assert!(!is_leak_checked(&parse_quote!(#[leak_checked::other])));
     }
 }

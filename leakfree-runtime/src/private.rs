@@ -37,11 +37,3 @@ pub fn block_on_test<F: Future>(
 ) -> F::Output {
     crate::runtime::block_on_checked(scope, runtime, body)
 }
-
-/// Ties an `async` block's output to the function's declared return type, so
-/// `?` inside the user's body infers its error type as it would without the
-/// attribute.
-#[inline(always)]
-pub fn constrain<T, F: Future<Output = T>>(body: F) -> F {
-    body
-}

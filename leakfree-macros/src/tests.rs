@@ -1,0 +1,497 @@
+//! Expansion snapshots: `expand()` called directly, the output formatted with
+//! prettyplease and compared with `src/snapshots/*.snap` by insta.
+//!
+//! Inputs are source strings rather than `quote!` so that tokens carry real
+//! positions (`proc-macro2/span-locations`) and each error snapshot shows the
+//! exact source text its span covers.
+//!
+//! Regenerate after an intended change with
+//! `INSTA_UPDATE=always cargo test -p leakfree-macros` and review the diff.
+
+use proc_macro2::TokenStream;
+
+use crate::expand::{expand, fallback};
+
+/// `#[leak_checked(args)] item` expanded and formatted, or its errors, each
+/// with the source text it points at.
+fn render(args: &str, item: &str) -> String {
+    let args: TokenStream = args.parse().expect("args tokenize");
+    let item: TokenStream = item.parse().expect("item tokenizes");
+    match expand(args, item) {
+        Ok(tokens) => pretty(tokens),
+        Err(errors) => errors
+            .into_iter()
+            .map(|e| {
+                let at = e
+                    .span()
+                    .source_text()
+                    .unwrap_or_else(|| "<no source>".into());
+                format!("error: {e}\n  at: {at}\n")
+            })
+            .collect(),
+    }
+}
+
+fn pretty(tokens: TokenStream) -> String {
+    let file = syn::parse2::<syn::File>(tokens.clone())
+        .unwrap_or_else(|e| panic!("expansion is not a valid file: {e}\n{tokens}"));
+    prettyplease::unparse(&file)
+}
+
+macro_rules! snapshot {
+    ($name:ident, $args:expr, $item:expr $(,)?) => {
+        #[test]
+        fn $name() {
+            let (args, item): (&str, &str) = ($args, $item);
+            let description = format!("#[leak_checked({args})]\n{}", item.trim());
+            insta::with_settings!({ description => description, omit_expression => true }, {
+                insta::assert_snapshot!(stringify!($name), render(args, item));
+            });
+        }
+    };
+}
+
+// ---- wrapping form ---------------------------------------------------------
+
+snapshot!(
+    wrapping_default,
+    "",
+    r#"
+    #[tokio::test]
+    async fn client_drop_stops_pinger() {
+        let client = Client::connect().await;
+        drop(client);
+    }
+    "#,
+);
+
+snapshot!(
+    wrapping_scope_options,
+    r#"grace = "250ms", ignore_name = ["pool-*", "metrics"], ignore_location = "src/pool.rs", allow_untracked"#,
+    r#"
+    /// Doc comments and other attributes stay, in order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "slow"]
+    async fn fallible() -> Result<(), Error> {
+        step().await?;
+        Ok(())
+    }
+    "#,
+);
+
+snapshot!(
+    wrapping_absolute_tokio_path,
+    r#"grace = "1.5s""#,
+    r#"
+    #[::tokio::test(start_paused = true)]
+    async fn paused() -> u32 { 7 }
+    "#,
+);
+
+snapshot!(
+    wrapping_main_is_a_service_scope,
+    "",
+    r#"
+    #[tokio::main]
+    async fn main() -> Result<(), Box<dyn std::error::Error>> {
+        serve().await?;
+        Ok(())
+    }
+    "#,
+);
+
+snapshot!(
+    wrapping_impl_trait_return_is_not_constrained,
+    "",
+    r#"
+    #[tokio::test]
+    async fn opaque() -> Box<impl std::fmt::Debug> { Box::new(1) }
+    "#,
+);
+
+// ---- self-contained form ---------------------------------------------------
+
+snapshot!(
+    self_contained_default,
+    "",
+    r#"
+    #[test]
+    async fn plain() {
+        tokio::task::yield_now().await;
+    }
+    "#,
+);
+
+snapshot!(
+    self_contained_runtime_options,
+    r#"flavor = "multi_thread", worker_threads = 4, start_paused = true, grace = "500us""#,
+    r#"
+    #[cfg_attr(miri, ignore)]
+    #[test]
+    #[ignore = "slow"]
+    async fn options() -> Result<(), String> {
+        if fail() { return Err("early".into()); }
+        Ok(())
+    }
+    "#,
+);
+
+snapshot!(
+    self_contained_should_panic,
+    "",
+    r#"
+    #[test]
+    #[should_panic(expected = "boom")]
+    async fn panics() {
+        panic!("boom")
+    }
+    "#,
+);
+
+snapshot!(
+    self_contained_explicit_current_thread,
+    r#"flavor = "current_thread", start_paused = false"#,
+    r#"
+    #[::core::prelude::v1::test]
+    async fn prelude_path() {}
+    "#,
+);
+
+// ---- service form ----------------------------------------------------------
+
+snapshot!(
+    service_method,
+    r#"grace = "2s""#,
+    r#"
+    pub async fn handle(&mut self, req: Request) -> Result<Response, Error> {
+        let response = self.inner.call(req).await?;
+        Ok(response)
+    }
+    "#,
+);
+
+snapshot!(
+    service_generic_with_impl_trait_argument,
+    "",
+    r#"
+    pub(crate) async fn load<T: std::str::FromStr>(src: impl AsRef<str>) -> Result<T, T::Err>
+    where
+        T: Send,
+    {
+        let value = src.as_ref().parse::<T>()?;
+        Ok(value)
+    }
+    "#,
+);
+
+snapshot!(
+    service_raw_identifier_name,
+    "",
+    r#"
+    async fn r#type(mut n: u32) -> u32 { n += 1; n }
+    "#,
+);
+
+snapshot!(
+    renamed_crate,
+    r#"crate = "lf", ignore_name = "ticker""#,
+    r#"
+    #[tokio::test]
+    async fn renamed() {}
+    "#,
+);
+
+// ---- module form -----------------------------------------------------------
+
+snapshot!(
+    module_merge_and_skip,
+    r#"grace = "1s", flavor = "multi_thread", ignore_name = "pool-*""#,
+    r#"
+    mod tests {
+        use super::*;
+        use leakfree_runtime::leak_checked;
+        use leakfree_runtime::{spawn, spawn_named};
+
+        // Module runtime options do not apply: tokio builds this runtime.
+        #[tokio::test]
+        async fn wrapped() {}
+
+        #[test]
+        async fn self_contained() {}
+
+        // Overrides `grace` and `flavor`, keeps the module's `ignore_name`.
+        #[leak_checked(grace = "5s", flavor = "current_thread")]
+        #[test]
+        async fn overridden() {}
+
+        #[leakfree_runtime::leak_checked(skip)]
+        #[tokio::test]
+        async fn skipped() {}
+
+        #[test]
+        fn sync_test_untouched() {}
+
+        async fn helper_untouched() {}
+
+        // Explicitly annotated helper: service form with the module's options.
+        #[leak_checked]
+        async fn annotated_helper() {}
+
+        mod nested {
+            #[tokio::test]
+            async fn nested_untouched() {}
+        }
+    }
+    "#,
+);
+
+snapshot!(
+    module_crate_option_per_fn,
+    r#"crate = "lf""#,
+    r#"
+    mod tests {
+        #[tokio::test]
+        async fn from_module() {}
+
+        #[leak_checked(crate = "::other::lf")]
+        #[tokio::test]
+        async fn overridden() {}
+    }
+    "#,
+);
+
+// ---- errors ----------------------------------------------------------------
+
+snapshot!(
+    error_unknown_option,
+    r#"grace = "1s", timeout = "1s""#,
+    "#[tokio::test] async fn a() {}",
+);
+
+snapshot!(
+    error_unknown_option_path,
+    "tokio::flavor",
+    "#[tokio::test] async fn a() {}",
+);
+
+snapshot!(
+    error_duplicate_option,
+    r#"ignore_name = "a", grace = "1s", ignore_name = "b""#,
+    "#[tokio::test] async fn a() {}",
+);
+
+snapshot!(
+    error_grace_bad_string,
+    r#"grace = "100 ms""#,
+    "#[tokio::test] async fn a() {}"
+);
+
+snapshot!(
+    error_grace_minutes,
+    r#"grace = "1m""#,
+    "#[tokio::test] async fn a() {}"
+);
+
+snapshot!(
+    error_grace_integer,
+    "grace = 100",
+    "#[tokio::test] async fn a() {}"
+);
+
+snapshot!(
+    error_grace_suffixed_integer,
+    "grace = 100ms",
+    "#[tokio::test] async fn a() {}"
+);
+
+snapshot!(
+    error_grace_expression,
+    "grace = Duration::from_millis(5)",
+    "#[tokio::test] async fn a() {}"
+);
+
+snapshot!(
+    error_ignore_name_not_string,
+    "ignore_name = [\"a\", 7]",
+    "#[tokio::test] async fn a() {}"
+);
+
+snapshot!(
+    error_flag_with_value,
+    "allow_untracked = true",
+    "#[tokio::test] async fn a() {}"
+);
+
+snapshot!(
+    error_bad_crate_path,
+    r#"crate = "not a path""#,
+    "#[tokio::test] async fn a() {}"
+);
+
+snapshot!(
+    error_unknown_flavor,
+    r#"flavor = "multi""#,
+    "#[test] async fn a() {}"
+);
+
+snapshot!(
+    error_worker_threads_zero,
+    r#"flavor = "multi_thread", worker_threads = 0"#,
+    "#[test] async fn a() {}"
+);
+
+snapshot!(
+    error_runtime_options_in_wrapping_form,
+    r#"flavor = "multi_thread", start_paused = true"#,
+    "#[tokio::test] async fn a() {}",
+);
+
+snapshot!(
+    error_runtime_option_with_tokio_main,
+    "worker_threads = 2",
+    "#[tokio::main] async fn main() {}"
+);
+
+snapshot!(
+    error_runtime_option_in_service_form,
+    r#"flavor = "multi_thread""#,
+    "async fn handler() {}"
+);
+
+snapshot!(
+    error_worker_threads_without_multi_thread,
+    "worker_threads = 2",
+    "#[test] async fn a() {}"
+);
+
+snapshot!(
+    error_worker_threads_with_current_thread,
+    r#"worker_threads = 2, flavor = "current_thread""#,
+    "#[test] async fn a() {}",
+);
+
+snapshot!(error_not_async, "", "#[test] fn a() {}");
+
+snapshot!(
+    error_below_tokio_test,
+    "",
+    r#"
+    #[::core::prelude::v1::test]
+    fn a() {
+        let body = async {};
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(body);
+    }
+    "#,
+);
+
+snapshot!(
+    error_below_tokio_main,
+    "",
+    r#"
+    fn main() {
+        let body = async {};
+        return tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(body);
+    }
+    "#,
+);
+
+snapshot!(
+    error_on_struct,
+    "",
+    "#[derive(Debug)] pub struct Client { inner: u32 }"
+);
+
+snapshot!(error_on_impl, "", "impl Client { async fn a(&self) {} }");
+
+snapshot!(
+    error_two_test_attributes,
+    "",
+    "#[test] #[tokio::test] async fn a() {}"
+);
+
+snapshot!(
+    error_skip_outside_module,
+    "skip",
+    "#[tokio::test] async fn a() {}"
+);
+
+snapshot!(error_skip_on_module, "skip", "mod tests {}");
+
+snapshot!(error_module_without_body, "", "mod tests;");
+
+snapshot!(
+    error_applied_twice,
+    "",
+    "#[leak_checked(grace = \"1s\")] #[tokio::test] async fn a() {}"
+);
+
+snapshot!(
+    error_module_reports_every_fn,
+    r#"worker_threads = 2, flavor = "multi_thread""#,
+    r#"
+    mod tests {
+        #[leak_checked(flavor = "current_thread")]
+        #[test]
+        async fn conflicting_override() {}
+
+        #[leak_checked(skip, grace = "1s")]
+        #[tokio::test]
+        async fn skip_with_options() {}
+
+        #[leak_checked(start_paused = true)]
+        #[tokio::test]
+        async fn runtime_option_in_wrapping_form() {}
+
+        #[leak_checked]
+        fn not_async() {}
+
+        #[leak_checked(grace = 5)]
+        #[tokio::test]
+        async fn bad_grace() {}
+
+        #[tokio::test]
+        #[test]
+        async fn two_test_attributes() {}
+
+        #[leak_checked = "1s"]
+        #[tokio::test]
+        async fn name_value() {}
+
+        #[leak_checked]
+        #[leak_checked]
+        #[tokio::test]
+        async fn twice() {}
+    }
+    "#,
+);
+
+snapshot!(
+    error_module_worker_threads_without_flavor,
+    "worker_threads = 2",
+    "mod tests {}"
+);
+
+/// On error the user's item is emitted as written; inside a module the fns'
+/// own `#[leak_checked]` attributes go, so they do not expand on their own.
+#[test]
+fn fallback_keeps_item_and_strips_inner_attributes() {
+    let module: TokenStream = r#"
+        mod tests {
+            use super::leak_checked;
+            #[leak_checked(skip)]
+            #[tokio::test]
+            async fn a() {}
+            #[other::leak_checked(grace = "1s")]
+            #[test]
+            async fn b() {}
+        }
+    "#
+    .parse()
+    .unwrap();
+    insta::assert_snapshot!("fallback_module", pretty(fallback(module)));
+
+    let function: TokenStream = "#[tokio::test] async fn a() { body().await }"
+        .parse()
+        .unwrap();
+    assert_eq!(fallback(function.clone()).to_string(), function.to_string());
+}

@@ -1,0 +1,5 @@
+use leakfree_runtime::leak_checked;
+
+#[tokio::main]
+#[leak_checked]
+async fn main() {}

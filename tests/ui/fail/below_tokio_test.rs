@@ -1,0 +1,7 @@
+use leakfree_runtime::leak_checked;
+
+#[tokio::test]
+#[leak_checked]
+async fn a() {}
+
+fn main() {}

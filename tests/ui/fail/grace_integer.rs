@@ -1,0 +1,7 @@
+use leakfree_runtime::leak_checked;
+
+#[leak_checked(grace = 100)]
+#[tokio::test]
+async fn a() {}
+
+fn main() {}

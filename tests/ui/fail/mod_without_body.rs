@@ -1,0 +1,6 @@
+use leakfree_runtime::leak_checked;
+
+#[leak_checked]
+mod tests;
+
+fn main() {}

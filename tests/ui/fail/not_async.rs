@@ -1,0 +1,8 @@
+use leakfree_runtime::leak_checked;
+
+#[leak_checked]
+fn handler() {}
+
+fn main() {
+    handler();
+}
