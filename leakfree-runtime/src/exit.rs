@@ -17,9 +17,9 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use crate::record::{Role, TaskKind, TaskRecord, TaskState};
+use crate::record::Role;
 use crate::registry::ScopeShared;
-use crate::report::{LeakReport, LeakedTask, TaskPanic, UntrackedCount};
+use crate::report::{LeakReport, TaskInfo, TaskPanic, UntrackedCount};
 use crate::untracked::Baseline;
 
 pub(crate) async fn run_exit_protocol(
@@ -44,23 +44,16 @@ pub(crate) async fn run_exit_protocol(
     // 2. Verdict.
     let now = std::time::Instant::now();
     let survivors = scope.live_records();
-    let mut leaked: Vec<LeakedTask> = survivors
+    let mut leaked: Vec<TaskInfo> = survivors
         .iter()
         .filter(|record| record.role == Role::Regular)
-        .map(|record| describe(record, now))
+        .map(|record| record.info(now))
         .collect();
     let background_cancelled = survivors.len() - leaked.len();
     drop(survivors);
     let hooked = scope.hooked_tasks();
     let unabortable = hooked.len();
-    leaked.extend(hooked.into_iter().map(|(id, task)| LeakedTask {
-        id: Some(id),
-        name: None,
-        location: task.location,
-        age: now.saturating_duration_since(task.spawned_at),
-        state: TaskState::Unknown,
-        kind: TaskKind::Async,
-    }));
+    leaked.extend(hooked.iter().map(|(id, task)| task.info(*id, now)));
 
     // 3. Enforce.
     let aborted = scope.close();
@@ -72,7 +65,7 @@ pub(crate) async fn run_exit_protocol(
     let zombies = scope
         .live_records()
         .iter()
-        .map(|record| describe(record, now))
+        .map(|record| record.info(now))
         .collect();
 
     // 4. Unobserved panics.
@@ -87,7 +80,7 @@ pub(crate) async fn run_exit_protocol(
         })
         .collect();
 
-    LeakReport {
+    let report = LeakReport {
         scope: scope.name.to_string(),
         grace: settings.grace,
         spawned: scope.spawned_total(),
@@ -99,16 +92,8 @@ pub(crate) async fn run_exit_protocol(
         unabortable,
         background_cancelled,
         ignored: scope.ignored_total(),
-    }
-}
-
-fn describe(record: &TaskRecord, now: std::time::Instant) -> LeakedTask {
-    LeakedTask {
-        id: record.id(),
-        name: record.name.as_deref().map(str::to_owned),
-        location: record.location,
-        age: record.age(now),
-        state: record.state(),
-        kind: record.kind,
-    }
+    };
+    scope.mark_ended();
+    crate::live::count_verdict(&report);
+    report
 }

@@ -33,11 +33,14 @@
 //! One concept per module; this file only re-exports.
 
 mod context;
+mod env;
 mod exit;
 mod filter;
 #[cfg(tokio_unstable)]
 pub mod hooks;
 mod join;
+pub mod live;
+mod policy;
 mod record;
 mod registry;
 mod report;
@@ -61,8 +64,9 @@ pub mod __private;
 pub use leakfree_macros::leak_checked;
 
 pub use join::JoinHandle;
+pub use policy::Policy;
 pub use record::{TaskKind, TaskState};
-pub use report::{LeakGroup, LeakReport, LeakedTask, TaskPanic};
+pub use report::{LeakGroup, LeakReport, TaskInfo, TaskPanic};
 pub use runtime::{Flavor, RuntimeOptions};
 pub use scope::{DEFAULT_ABORT_TIMEOUT, DEFAULT_GRACE, Scope, ScopeBuilder};
 pub use spawn::{spawn, spawn_background, spawn_blocking, spawn_named};

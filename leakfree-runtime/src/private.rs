@@ -7,6 +7,7 @@
 use std::future::Future;
 
 pub use crate::runtime::{Flavor, RuntimeOptions};
+pub use crate::policy::Policy;
 pub use crate::scope::ScopeBuilder;
 pub use ::core::time::Duration;
 
@@ -20,6 +21,16 @@ pub fn test_scope(name: &'static str) -> ScopeBuilder {
 /// the runtime is shared, so only tracked tasks are judged.
 pub fn service_scope(name: &'static str) -> ScopeBuilder {
     crate::Scope::builder(name)
+}
+
+/// Service scope settings decided by the *user's* build: with
+/// `debug_assertions` a leak panics at the scope's end; without, the verdict
+/// is reached off the call path and logged. Generated code passes
+/// `::core::cfg!(debug_assertions)` as evaluated in the user's crate.
+pub fn service_scope_for(name: &'static str, debug_assertions: bool) -> ScopeBuilder {
+    crate::Scope::builder(name)
+        .policy(Policy::for_build(debug_assertions))
+        .detach_verdict(!debug_assertions)
 }
 
 /// The wrapping form: the body of an `async fn` that already runs on a runtime

@@ -200,6 +200,18 @@ impl TaskRecord {
         now.saturating_duration_since(self.spawned_at)
     }
 
+    /// The record as a report or the live view shows it.
+    pub(crate) fn info(&self, now: Instant) -> crate::report::TaskInfo {
+        crate::report::TaskInfo {
+            id: self.id(),
+            name: self.name.as_deref().map(str::to_owned),
+            location: self.location,
+            age: self.age(now),
+            state: self.state(),
+            kind: self.kind,
+        }
+    }
+
     pub(crate) fn begin_poll(&self) {
         self.poll_seq.fetch_add(1, Ordering::AcqRel);
     }

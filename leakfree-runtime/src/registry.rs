@@ -23,8 +23,8 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::panic::Location;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use parking_lot::Mutex;
@@ -52,6 +52,27 @@ pub(crate) struct HookedTask {
     pub(crate) spawned_at: Instant,
 }
 
+impl HookedTask {
+    pub(crate) fn info(&self, id: Id, now: Instant) -> crate::report::TaskInfo {
+        crate::report::TaskInfo {
+            id: Some(id),
+            name: None,
+            location: self.location,
+            age: now.saturating_duration_since(self.spawned_at),
+            state: crate::record::TaskState::Unknown,
+            kind: crate::record::TaskKind::Async,
+        }
+    }
+}
+
+impl Drop for ScopeShared {
+    fn drop(&mut self) {
+        if let Some(key) = self.live_key.get() {
+            crate::live::unregister(*key);
+        }
+    }
+}
+
 /// A tracked task that panicked, kept until the verdict.
 #[derive(Debug)]
 pub(crate) struct PanickedTask {
@@ -65,6 +86,12 @@ pub(crate) struct ScopeShared {
     pub(crate) name: Cow<'static, str>,
     pub(crate) settings: Settings,
     pub(crate) token: CancellationToken,
+    pub(crate) started: Instant,
+    /// Set when the exit protocol has ended the scope (the live view stops
+    /// listing it).
+    ended: AtomicBool,
+    /// Key in the live set (`live.rs`), removed when this is dropped.
+    live_key: OnceLock<usize>,
     /// The nearest scope (this one or an ancestor) that counts untracked
     /// tasks; it must also count this scope's tracked tasks as known.
     untracked_root: Option<Arc<ScopeShared>>,
@@ -101,6 +128,9 @@ impl ScopeShared {
             name,
             settings,
             token,
+            started: Instant::now(),
+            ended: AtomicBool::new(false),
+            live_key: OnceLock::new(),
             untracked_root,
             tasks: Mutex::new(TaskTable::default()),
             regular_live: AtomicUsize::new(0),
@@ -114,6 +144,34 @@ impl ScopeShared {
             closing: AtomicBool::new(false),
             panics: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Adds the scope to the live set (`live.rs`).
+    pub(crate) fn publish(self: &Arc<Self>) {
+        let _ = self.live_key.set(crate::live::register(self));
+    }
+
+    pub(crate) fn mark_ended(&self) {
+        self.ended.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn is_ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
+    }
+
+    /// The scope's live tasks as the live view shows them.
+    pub(crate) fn task_infos(&self, now: Instant) -> Vec<crate::report::TaskInfo> {
+        let mut infos: Vec<_> = self
+            .live_records()
+            .iter()
+            .map(|record| record.info(now))
+            .collect();
+        infos.extend(
+            self.hooked_tasks()
+                .into_iter()
+                .map(|(id, task)| task.info(id, now)),
+        );
+        infos
     }
 
     /// This scope if it counts untracked tasks, else its nearest such ancestor.

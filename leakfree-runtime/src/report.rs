@@ -13,9 +13,10 @@ use tokio::task::Id;
 
 use crate::record::{TaskKind, TaskState};
 
-/// One task that outlived its scope, as seen at the verdict.
+/// One task as leakfree saw it at one moment: a leaked task at a verdict, or
+/// a live task in a [`LiveSnapshot`](crate::live::LiveSnapshot).
 #[derive(Debug, Clone)]
-pub struct LeakedTask {
+pub struct TaskInfo {
     pub(crate) id: Option<Id>,
     pub(crate) name: Option<String>,
     pub(crate) location: &'static Location<'static>,
@@ -24,7 +25,7 @@ pub struct LeakedTask {
     pub(crate) kind: TaskKind,
 }
 
-impl LeakedTask {
+impl TaskInfo {
     /// tokio's id of the task (unknown only for a task caught mid-spawn).
     pub fn id(&self) -> Option<Id> {
         self.id
@@ -37,7 +38,7 @@ impl LeakedTask {
     pub fn location(&self) -> &'static Location<'static> {
         self.location
     }
-    /// How long the task had been alive at the verdict.
+    /// How long the task had been alive when it was seen.
     pub fn age(&self) -> Duration {
         self.age
     }
@@ -95,8 +96,8 @@ pub struct LeakReport {
     pub(crate) scope: String,
     pub(crate) grace: Duration,
     pub(crate) spawned: usize,
-    pub(crate) leaked: Vec<LeakedTask>,
-    pub(crate) zombies: Vec<LeakedTask>,
+    pub(crate) leaked: Vec<TaskInfo>,
+    pub(crate) zombies: Vec<TaskInfo>,
     pub(crate) panics: Vec<TaskPanic>,
     pub(crate) untracked: Option<UntrackedCount>,
     pub(crate) aborted: usize,
@@ -109,7 +110,7 @@ pub struct LeakReport {
 /// Leaked tasks that share spawn site, kind and state.
 #[derive(Debug, Clone)]
 pub struct LeakGroup<'a> {
-    tasks: Vec<&'a LeakedTask>,
+    tasks: Vec<&'a TaskInfo>,
 }
 
 impl<'a> LeakGroup<'a> {
@@ -126,7 +127,7 @@ impl<'a> LeakGroup<'a> {
         self.tasks[0].state
     }
     /// The tasks, ordered by id.
-    pub fn tasks(&self) -> &[&'a LeakedTask] {
+    pub fn tasks(&self) -> &[&'a TaskInfo] {
         &self.tasks
     }
 }
@@ -147,13 +148,13 @@ impl LeakReport {
     }
 
     /// Every leaked tracked task.
-    pub fn leaked(&self) -> &[LeakedTask] {
+    pub fn leaked(&self) -> &[TaskInfo] {
         &self.leaked
     }
 
     /// Tasks still alive after being aborted (blocking code, or a poll that
     /// never returns).
-    pub fn zombies(&self) -> &[LeakedTask] {
+    pub fn zombies(&self) -> &[TaskInfo] {
         &self.zombies
     }
 
@@ -192,16 +193,7 @@ impl LeakReport {
     /// Leaked tasks grouped by spawn site, kind and state, in a stable order
     /// (by location, then state).
     pub fn groups(&self) -> Vec<LeakGroup<'_>> {
-        let mut sorted: Vec<&LeakedTask> = self.leaked.iter().collect();
-        sorted.sort_by_key(|t| sort_key(t));
-        let mut groups: Vec<LeakGroup<'_>> = Vec::new();
-        for task in sorted {
-            match groups.last_mut() {
-                Some(group) if same_group(group.tasks[0], task) => group.tasks.push(task),
-                _ => groups.push(LeakGroup { tasks: vec![task] }),
-            }
-        }
-        groups
+        group_tasks(&self.leaked)
     }
 
     fn failing_untracked(&self) -> usize {
@@ -235,7 +227,21 @@ impl LeakReport {
     }
 }
 
-fn sort_key(task: &LeakedTask) -> (&'static str, u32, u32, u8, Option<Id>) {
+/// Groups tasks by spawn site, kind and state, in a stable order.
+pub(crate) fn group_tasks(tasks: &[TaskInfo]) -> Vec<LeakGroup<'_>> {
+    let mut sorted: Vec<&TaskInfo> = tasks.iter().collect();
+    sorted.sort_by_key(|t| sort_key(t));
+    let mut groups: Vec<LeakGroup<'_>> = Vec::new();
+    for task in sorted {
+        match groups.last_mut() {
+            Some(group) if same_group(group.tasks[0], task) => group.tasks.push(task),
+            _ => groups.push(LeakGroup { tasks: vec![task] }),
+        }
+    }
+    groups
+}
+
+fn sort_key(task: &TaskInfo) -> (&'static str, u32, u32, u8, Option<Id>) {
     let state = match task.state {
         TaskState::BlockedForever => 0,
         TaskState::Waiting { .. } => 1,
@@ -252,7 +258,7 @@ fn sort_key(task: &LeakedTask) -> (&'static str, u32, u32, u8, Option<Id>) {
     )
 }
 
-fn same_group(a: &LeakedTask, b: &LeakedTask) -> bool {
+fn same_group(a: &TaskInfo, b: &TaskInfo) -> bool {
     a.location == b.location && a.kind == b.kind && a.state == b.state
 }
 
@@ -285,7 +291,7 @@ pub(crate) fn human_duration(duration: Duration) -> String {
     }
 }
 
-fn task_label(task: &LeakedTask) -> String {
+fn task_label(task: &TaskInfo) -> String {
     let kind = match task.kind {
         TaskKind::Async => "task",
         TaskKind::Blocking => "blocking task",

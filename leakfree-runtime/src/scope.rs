@@ -24,6 +24,7 @@ use crate::context::{self, TaskContext};
 use crate::exit::run_exit_protocol;
 use crate::filter::Filters;
 use crate::join::JoinHandle;
+use crate::policy::Policy;
 use crate::record::Role;
 use crate::registry::{ScopeShared, Settings};
 use crate::report::LeakReport;
@@ -64,6 +65,8 @@ pub const DEFAULT_ABORT_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct Scope {
     shared: Arc<ScopeShared>,
     baseline: Option<Baseline>,
+    policy: Policy,
+    detached: bool,
     finished: bool,
 }
 
@@ -76,9 +79,29 @@ pub struct ScopeBuilder {
     abort_timeout: Duration,
     filters: Filters,
     count_untracked: bool,
+    policy: Policy,
+    detached: bool,
 }
 
 impl ScopeBuilder {
+    /// What [`Scope::run`] does with a report that is not clean (default
+    /// [`Policy::Panic`]). `LEAKFREE_POLICY` overrides it at run time.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Reach the verdict off the caller's path: [`Scope::run`] returns as
+    /// soon as the body does, and the settle, verdict, cancellation and
+    /// policy run in a task of their own. For release-mode services, where
+    /// the grace period must not add to a request's latency. A detached
+    /// verdict cannot fail the caller: under [`Policy::Panic`] the report is
+    /// logged and printed instead.
+    pub fn detach_verdict(mut self, detach: bool) -> Self {
+        self.detached = detach;
+        self
+    }
+
     /// How long to wait for the scope's tasks to finish on their own before
     /// calling the survivors leaked (default [`DEFAULT_GRACE`]). A clean scope
     /// does not wait for it: the wait ends when the last task does.
@@ -119,7 +142,14 @@ impl ScopeBuilder {
     }
 
     /// Creates the scope. Its parent is the scope the caller runs in, if any.
+    ///
+    /// # Panics
+    /// When `LEAKFREE_POLICY` or `LEAKFREE_GRACE` holds a value that does not
+    /// parse; the message names the variable and the accepted values.
     pub fn build(self) -> Scope {
+        let overrides = crate::env::overrides();
+        let grace = overrides.grace.unwrap_or(self.grace);
+        let policy = overrides.policy.clone().unwrap_or(self.policy);
         let parent = context::current().map(|c| c.scope);
         let baseline = if self.count_untracked {
             Baseline::capture()
@@ -127,14 +157,18 @@ impl ScopeBuilder {
             None
         };
         let settings = Settings {
-            grace: self.grace,
+            grace,
             abort_timeout: self.abort_timeout,
             filters: self.filters,
             count_untracked: self.count_untracked,
         };
+        let shared = Arc::new(ScopeShared::new(self.name, settings, parent.as_ref()));
+        shared.publish();
         Scope {
-            shared: Arc::new(ScopeShared::new(self.name, settings, parent.as_ref())),
+            shared,
             baseline,
+            policy,
+            detached: self.detached,
             finished: false,
         }
     }
@@ -149,6 +183,8 @@ impl Scope {
             abort_timeout: DEFAULT_ABORT_TIMEOUT,
             filters: Filters::default(),
             count_untracked: false,
+            policy: Policy::Panic,
+            detached: false,
         }
     }
 
@@ -204,17 +240,31 @@ impl Scope {
         report
     }
 
-    /// Runs `body` in the scope, ends the scope, and panics with the report
-    /// if anything leaked. This is what `#[leak_checked]` expands to.
+    /// Runs `body` in the scope, ends the scope, and acts on the report by
+    /// the scope's [`Policy`] (by default: panics if anything leaked). This
+    /// is what `#[leak_checked]` expands to.
     ///
     /// If `body` panics, the scope still ends (its tasks are checked and
     /// cancelled) and the body's panic continues, with the leak report appended
-    /// to its message when there is one.
-    pub async fn run<F: Future>(self, body: F) -> F::Output {
-        let (value, report) = self.run_and_report(body).await;
-        if !report.is_clean() {
-            panic!("{report}");
+    /// to its message when there is one. Under [`Policy::Off`] the body runs
+    /// without the scope.
+    pub async fn run<F: Future>(mut self, body: F) -> F::Output {
+        if matches!(self.policy, Policy::Off) {
+            self.finished = true;
+            self.shared.mark_ended();
+            return body.await;
         }
+        if self.detached {
+            let outcome = CatchUnwind::new(self.enter(body)).await;
+            self.finish_off_path();
+            return match outcome {
+                Ok(value) => value,
+                Err(payload) => resume_unwind(payload),
+            };
+        }
+        let policy = self.policy.clone();
+        let (value, report) = self.run_and_report(body).await;
+        policy.act(&report);
         value
     }
 
@@ -226,6 +276,29 @@ impl Scope {
         match outcome {
             Ok(value) => (value, report),
             Err(payload) => resume_unwind(append_report(payload, &report)),
+        }
+    }
+
+    /// Hands the rest of the exit protocol to a task of its own (or, with no
+    /// runtime left, aborts everything at once).
+    fn finish_off_path(&mut self) {
+        self.finished = true;
+        let shared = self.shared.clone();
+        let baseline = self.baseline.take();
+        let policy = self.policy.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                #[cfg(tokio_unstable)]
+                let _own = crate::hooks::OwnSpawn::enter();
+                drop(handle.spawn(async move {
+                    let report = run_exit_protocol(&shared, baseline.as_ref()).await;
+                    policy.act_off_path(&report);
+                }));
+            }
+            Err(_) => {
+                shared.close();
+                shared.mark_ended();
+            }
         }
     }
 
@@ -262,24 +335,10 @@ fn append_report(
 
 impl Drop for Scope {
     fn drop(&mut self) {
-        if self.finished {
-            return;
-        }
-        // The scope's future was dropped mid-flight. End it off this path.
-        let shared = self.shared.clone();
-        let baseline = self.baseline.take();
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                handle.spawn(async move {
-                    let report = run_exit_protocol(&shared, baseline.as_ref()).await;
-                    if !report.is_clean() {
-                        eprintln!("{report}\n  (scope ended because its future was dropped)");
-                    }
-                });
-            }
-            Err(_) => {
-                self.shared.close();
-            }
+        if !self.finished {
+            // The scope's future was dropped mid-flight: end it off this path,
+            // exactly as on return.
+            self.finish_off_path();
         }
     }
 }
@@ -290,6 +349,7 @@ impl fmt::Debug for Scope {
             .field("name", &self.shared.name)
             .field("live_tasks", &self.shared.all_live())
             .field("grace", &self.shared.settings.grace)
+            .field("policy", &self.policy)
             .finish()
     }
 }
