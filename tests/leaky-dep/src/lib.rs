@@ -14,24 +14,26 @@ impl Client {
     /// "Connects": starts a pinger that ticks forever (the leak: `Drop` does
     /// not stop it).
     pub fn connect() -> Client {
-        tokio::spawn(async {
-            // spawn-site: pinger
-            let mut interval = tokio::time::interval(Duration::from_millis(7));
-            loop {
-                interval.tick().await;
-            }
-        });
+        tokio::spawn(ping_forever()); // spawn-site: pinger
         Client { _private: () }
     }
 }
 
 /// Starts a supervisor task that starts a worker task: both leak.
 pub fn start_supervisor() {
-    tokio::spawn(async {
-        // spawn-site: supervisor
-        tokio::spawn(std::future::pending::<()>()); // spawn-site: worker
-        std::future::pending::<()>().await
-    });
+    tokio::spawn(supervise()); // spawn-site: supervisor
+}
+
+async fn ping_forever() {
+    let mut interval = tokio::time::interval(Duration::from_millis(7));
+    loop {
+        interval.tick().await;
+    }
+}
+
+async fn supervise() {
+    tokio::spawn(std::future::pending::<()>()); // spawn-site: worker
+    std::future::pending::<()>().await
 }
 
 /// Does its work in a task that finishes: no leak.
