@@ -47,6 +47,7 @@ mod report;
 mod runtime;
 mod scope;
 mod spawn;
+mod stuck_at;
 mod table;
 mod tracked;
 mod untracked;

@@ -197,7 +197,7 @@ pub fn snapshot() -> LiveSnapshot {
             tasks: scope.task_infos(now),
         })
         .collect();
-    scopes.sort_by(|a, b| b.age.cmp(&a.age));
+    scopes.sort_by_key(|scope| std::cmp::Reverse(scope.age));
     LiveSnapshot { scopes }
 }
 

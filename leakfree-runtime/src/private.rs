@@ -6,8 +6,8 @@
 
 use std::future::Future;
 
-pub use crate::runtime::{Flavor, RuntimeOptions};
 pub use crate::policy::Policy;
+pub use crate::runtime::{Flavor, RuntimeOptions};
 pub use crate::scope::ScopeBuilder;
 pub use ::core::time::Duration;
 

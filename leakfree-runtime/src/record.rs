@@ -209,6 +209,7 @@ impl TaskRecord {
             age: self.age(now),
             state: self.state(),
             kind: self.kind,
+            stuck_at: Vec::new(),
         }
     }
 

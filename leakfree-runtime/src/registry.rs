@@ -61,6 +61,7 @@ impl HookedTask {
             age: now.saturating_duration_since(self.spawned_at),
             state: crate::record::TaskState::Unknown,
             kind: crate::record::TaskKind::Async,
+            stuck_at: Vec::new(),
         }
     }
 }

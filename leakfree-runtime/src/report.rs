@@ -23,9 +23,18 @@ pub struct TaskInfo {
     pub(crate) age: Duration,
     pub(crate) state: TaskState,
     pub(crate) kind: TaskKind,
+    pub(crate) stuck_at: Vec<String>,
 }
 
 impl TaskInfo {
+    /// Where the task is suspended, root first, from a tokio task dump:
+    /// the user's frames and the library call they wait in. Empty unless the
+    /// build takes dumps (`--cfg tokio_unstable` and the `taskdump` feature,
+    /// on Linux) and the task leaked.
+    pub fn stuck_at(&self) -> &[String] {
+        &self.stuck_at
+    }
+
     /// tokio's id of the task (unknown only for a task caught mid-spawn).
     pub fn id(&self) -> Option<Id> {
         self.id
@@ -358,7 +367,12 @@ fn write_group(f: &mut fmt::Formatter<'_>, index: usize, group: &LeakGroup<'_>) 
             writeln!(f, "     ids {}", ids.join(", "))?;
         }
     }
-    writeln!(f, "     {}", first.state.explain())
+    writeln!(f, "     {}", first.state.explain())?;
+    for (i, frame) in first.stuck_at.iter().enumerate() {
+        let label = if i == 0 { "stuck at: " } else { "          " };
+        writeln!(f, "     {label}{frame}")?;
+    }
+    Ok(())
 }
 
 impl fmt::Display for LeakReport {
