@@ -36,6 +36,7 @@ pub(crate) async fn run_exit_protocol(
     let untracked = match baseline {
         Some(baseline) => Some(UntrackedCount {
             alive: baseline.settle(scope, deadline).await,
+            blocking: baseline.untracked_blocking(scope),
             fails: settings.count_untracked,
         }),
         None => None,

@@ -70,7 +70,7 @@ pub use record::{TaskKind, TaskState};
 pub use report::{LeakGroup, LeakReport, TaskInfo, TaskPanic};
 pub use runtime::{Flavor, RuntimeOptions};
 pub use scope::{DEFAULT_ABORT_TIMEOUT, DEFAULT_GRACE, Scope, ScopeBuilder};
-pub use spawn::{spawn, spawn_background, spawn_blocking, spawn_named};
+pub use spawn::{spawn, spawn_background, spawn_blocking, spawn_local, spawn_named};
 pub use tracked::Entered;
 
 /// The cancellation token of the scope the caller runs in: cancelled when

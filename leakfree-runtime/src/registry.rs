@@ -316,6 +316,19 @@ impl ScopeShared {
         self.closing.load(Ordering::SeqCst)
     }
 
+    /// Tracked blocking closures running now (they occupy pool threads).
+    #[cfg_attr(not(tokio_unstable), allow(dead_code))]
+    pub(crate) fn running_blocking(&self) -> usize {
+        self.tasks
+            .lock()
+            .iter()
+            .filter(|record| {
+                record.kind == crate::record::TaskKind::Blocking
+                    && record.state() == crate::record::TaskState::Running
+            })
+            .count()
+    }
+
     /// The live records, in no particular order.
     pub(crate) fn live_records(&self) -> Vec<Arc<TaskRecord>> {
         self.tasks.lock().iter().cloned().collect()

@@ -94,6 +94,9 @@ impl TaskPanic {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct UntrackedCount {
     pub(crate) alive: usize,
+    /// Blocking-pool threads busy with plain `spawn_blocking` work; `None`
+    /// where the build cannot see the pool (no `tokio_unstable`).
+    pub(crate) blocking: Option<usize>,
     /// Whether leftovers fail the scope (`false` under `allow_untracked`).
     pub(crate) fails: bool,
 }
@@ -205,9 +208,20 @@ impl LeakReport {
         group_tasks(&self.leaked)
     }
 
+    /// Blocking-pool threads busy at the verdict with work leakfree did not
+    /// spawn (plain `spawn_blocking`); `None` unless the scope counts
+    /// untracked work and the build is `--cfg tokio_unstable`.
+    pub fn untracked_blocking(&self) -> Option<usize> {
+        self.untracked.and_then(|u| u.blocking)
+    }
+
     fn failing_untracked(&self) -> usize {
         match self.untracked {
-            Some(UntrackedCount { alive, fails: true }) => alive,
+            Some(UntrackedCount {
+                alive,
+                blocking,
+                fails: true,
+            }) => alive + blocking.unwrap_or(0),
             _ => 0,
         }
     }
@@ -288,6 +302,14 @@ const UNTRACKED_HINT: &str = "they were started with plain tokio::spawn (here or
 const UNTRACKED_HINT: &str = "they were started with plain tokio::spawn on a runtime without leakfree's hooks; \
      use the self-contained form (#[leak_checked] #[test] async fn) or install \
      leakfree_runtime::hooks on your runtime builder to see where they were spawned";
+
+/// What a scope that counts untracked tasks still cannot see, by build.
+#[cfg(not(tokio_unstable))]
+const BLIND_SPOTS: &str = "plain spawn_blocking work (build with --cfg tokio_unstable to count it) \
+     and plain spawn_local tasks on a LocalSet (use leakfree_runtime::spawn_local)";
+#[cfg(tokio_unstable)]
+const BLIND_SPOTS: &str =
+    "plain spawn_local tasks on a LocalSet (use leakfree_runtime::spawn_local)";
 
 /// Formats a duration the way reports print it: `850us`, `103ms`, `12.5s`.
 pub(crate) fn human_duration(duration: Duration) -> String {
@@ -409,6 +431,15 @@ impl fmt::Display for LeakReport {
                 plural(untracked.alive, "task", "tasks"),
             )?;
         }
+        if let Some(blocking) = self.untracked_blocking().filter(|b| *b > 0) {
+            writeln!(
+                f,
+                "  untracked: {} busy with blocking work leakfree did not spawn \
+                 (plain spawn_blocking): it cannot be located or aborted; \
+                 spawn it with leakfree_runtime::spawn_blocking",
+                plural(blocking, "blocking-pool thread", "blocking-pool threads"),
+            )?;
+        }
         for panic in &self.panics {
             let mut label = match panic.id {
                 Some(id) => format!("task {id}"),
@@ -434,6 +465,9 @@ impl fmt::Display for LeakReport {
                     TaskKind::Async => "a poll that does not return",
                 }
             )?;
+        }
+        if self.untracked.is_some() {
+            writeln!(f, "  not seen: {BLIND_SPOTS}")?;
         }
         let mut left = Vec::new();
         if self.unabortable > 0 {

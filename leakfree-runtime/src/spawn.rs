@@ -84,6 +84,42 @@ where
     spawn_blocking_task(None, Location::caller(), function)
 }
 
+/// Spawns a `!Send` task on the current [`LocalSet`](tokio::task::LocalSet),
+/// tracked in the current scope; a drop-in for [`tokio::task::spawn_local`].
+/// Tasks spawned with plain `spawn_local` are invisible to leakfree (a
+/// `LocalSet` keeps its own task list, outside the runtime's count).
+///
+/// # Panics
+/// Like `tokio::task::spawn_local`, outside a `LocalSet`.
+#[track_caller]
+pub fn spawn_local<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let location = Location::caller();
+    match place(None, None, Role::Regular, TaskKind::Async, location) {
+        Placement::Outside => JoinHandle::new(tokio::task::spawn_local(future), None),
+        Placement::Released(scope) => {
+            JoinHandle::new(tokio::task::spawn_local(Released::new(future, scope)), None)
+        }
+        Placement::Tracked {
+            context,
+            record,
+            key,
+        } => {
+            let scope = context.scope.clone();
+            let handle =
+                tokio::task::spawn_local(Tracked::new(future, context, record.clone(), key));
+            record.attach(handle.id(), handle.abort_handle());
+            if scope.is_closing() {
+                handle.abort();
+            }
+            JoinHandle::new(handle, Some(record))
+        }
+    }
+}
+
 /// Where a new task goes, decided from the explicit or current context.
 enum Placement {
     Outside,

@@ -24,6 +24,10 @@ use crate::registry::ScopeShared;
 pub(crate) struct Baseline {
     handle: Handle,
     alive_at_start: usize,
+    /// Busy blocking-pool threads when the scope began (tokio exposes the
+    /// pool's metrics only under `tokio_unstable`).
+    #[cfg(tokio_unstable)]
+    busy_blocking_at_start: usize,
 }
 
 impl Baseline {
@@ -32,6 +36,8 @@ impl Baseline {
         let handle = Handle::try_current().ok()?;
         let alive_at_start = handle.metrics().num_alive_tasks();
         Some(Baseline {
+            #[cfg(tokio_unstable)]
+            busy_blocking_at_start: busy_blocking_threads(&handle),
             handle,
             alive_at_start,
         })
@@ -46,6 +52,25 @@ impl Baseline {
             .saturating_sub(scope.known_live())
     }
 
+    /// Blocking-pool threads busy now with work leakfree did not spawn
+    /// (plain `spawn_blocking`); `None` where tokio does not expose the
+    /// pool's metrics (builds without `tokio_unstable`).
+    pub(crate) fn untracked_blocking(&self, scope: &ScopeShared) -> Option<usize> {
+        #[cfg(tokio_unstable)]
+        {
+            Some(
+                busy_blocking_threads(&self.handle)
+                    .saturating_sub(self.busy_blocking_at_start)
+                    .saturating_sub(scope.running_blocking()),
+            )
+        }
+        #[cfg(not(tokio_unstable))]
+        {
+            let _ = scope;
+            None
+        }
+    }
+
     /// Waits until no untracked task is alive, or `deadline`; returns the
     /// count at the end.
     pub(crate) async fn settle(&self, scope: &ScopeShared, deadline: Instant) -> usize {
@@ -54,7 +79,8 @@ impl Baseline {
         let mut attempt = 0;
         loop {
             let untracked = self.untracked(scope);
-            if untracked == 0 || Instant::now() >= deadline {
+            let blocking = self.untracked_blocking(scope).unwrap_or(0);
+            if (untracked == 0 && blocking == 0) || Instant::now() >= deadline {
                 return untracked;
             }
             if attempt < YIELDS {
@@ -66,4 +92,12 @@ impl Baseline {
             attempt += 1;
         }
     }
+}
+
+#[cfg(tokio_unstable)]
+fn busy_blocking_threads(handle: &Handle) -> usize {
+    let metrics = handle.metrics();
+    metrics
+        .num_blocking_threads()
+        .saturating_sub(metrics.num_idle_blocking_threads())
 }

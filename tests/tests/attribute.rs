@@ -26,6 +26,14 @@ where
     spawn_named(name, future)
 }
 
+/// The report's blind-spot line for this build.
+const NOT_SEEN: &str = if cfg!(tokio_unstable) {
+    "plain spawn_local tasks on a LocalSet (use leakfree_runtime::spawn_local)"
+} else {
+    "plain spawn_blocking work (build with --cfg tokio_unstable to count it) \
+     and plain spawn_local tasks on a LocalSet (use leakfree_runtime::spawn_local)"
+};
+
 fn site(name: &str) -> String {
     let sites = SITES.lock().unwrap();
     let (_, location) = sites.iter().rev().find(|(n, _)| *n == name).unwrap();
@@ -98,6 +106,7 @@ fn leak_recv_fails_with_the_spawn_site() {
         "leakfree: 1 task leaked from `leak_recv` (grace 100ms)\n  \
          1) task <id> \"worker\" spawned at {}, alive <age>\n     \
          waiting: 1 waker held (timer, I/O or channel)\n  \
+         not seen: {NOT_SEEN}\n  \
          enforced: 1 aborted, 0 zombies",
         site("worker")
     );
@@ -200,6 +209,7 @@ fn leak_ticker_fails_with_the_spawn_site() {
         "leakfree: 1 task leaked from `leak_ticker` (grace 20ms)\n  \
          1) task <id> \"ticker\" spawned at {}, alive <age>\n     \
          waiting: 1 waker held (timer, I/O or channel)\n  \
+         not seen: {NOT_SEEN}\n  \
          enforced: 1 aborted, 0 zombies",
         site("ticker")
     );
