@@ -9,7 +9,7 @@ use syn::meta::ParseNestedMeta;
 use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{Attribute, Error, Expr, ExprLit, Lit, LitStr, Meta, Path, Token};
+use syn::{Attribute, Error, Expr, ExprLit, ExprPath, Lit, LitStr, Meta, Path, Token};
 
 /// Every key, in the order the "unknown option" error lists them.
 const KEYS: &[&str] = &[
@@ -17,6 +17,9 @@ const KEYS: &[&str] = &[
     "ignore_name",
     "ignore_location",
     "allow_untracked",
+    "policy",
+    "handler",
+    "debug_only",
     "crate",
     "flavor",
     "worker_threads",
@@ -42,6 +45,28 @@ pub(crate) enum Flavor {
     MultiThread,
 }
 
+/// What the scope does with a report that is not clean: `policy = "..."` or
+/// `handler = path`. One slot, because a handler *is* a policy: the two keys
+/// exclude each other, and a fn's own either one overrides a module's.
+#[derive(Debug, Clone)]
+pub(crate) enum PolicyOpt {
+    Panic,
+    Log,
+    Off,
+    /// `handler = path`: the path as written, resolved where the fn is.
+    Handler(ExprPath),
+}
+
+impl PolicyOpt {
+    /// The key that sets this value.
+    fn key_name(&self) -> &'static str {
+        match self {
+            PolicyOpt::Handler(_) => "handler",
+            _ => "policy",
+        }
+    }
+}
+
 /// The options of one `#[leak_checked(...)]`; `None` means "not given".
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Args {
@@ -50,6 +75,9 @@ pub(crate) struct Args {
     pub(crate) ignore_name: Option<Opt<Vec<LitStr>>>,
     pub(crate) ignore_location: Option<Opt<Vec<LitStr>>>,
     pub(crate) allow_untracked: Option<Opt<()>>,
+    /// `policy` or `handler`.
+    pub(crate) policy: Option<Opt<PolicyOpt>>,
+    pub(crate) debug_only: Option<Opt<()>>,
     pub(crate) crate_path: Option<Opt<Path>>,
     pub(crate) flavor: Option<Opt<Flavor>>,
     pub(crate) worker_threads: Option<Opt<usize>>,
@@ -88,6 +116,8 @@ impl Args {
             ignore_name: pick(&self.ignore_name, &defaults.ignore_name),
             ignore_location: pick(&self.ignore_location, &defaults.ignore_location),
             allow_untracked: pick(&self.allow_untracked, &defaults.allow_untracked),
+            policy: pick(&self.policy, &defaults.policy),
+            debug_only: pick(&self.debug_only, &defaults.debug_only),
             crate_path: pick(&self.crate_path, &defaults.crate_path),
             flavor: pick(&self.flavor, &defaults.flavor),
             worker_threads: pick(&self.worker_threads, &defaults.worker_threads),
@@ -119,6 +149,8 @@ impl Args {
             ignore_name,
             ignore_location,
             allow_untracked,
+            policy,
+            debug_only,
             crate_path,
             flavor,
             worker_threads,
@@ -129,6 +161,8 @@ impl Args {
             || ignore_name.is_some()
             || ignore_location.is_some()
             || allow_untracked.is_some()
+            || policy.is_some()
+            || debug_only.is_some()
             || crate_path.is_some()
             || flavor.is_some()
             || worker_threads.is_some()
@@ -151,6 +185,10 @@ impl Args {
                     parse_flag(m, "allow_untracked")
                 })
             }
+            Some(key @ ("policy" | "handler")) => self.set_policy(&meta, key),
+            Some("debug_only") => set(&mut self.debug_only, &meta, "debug_only", |m| {
+                parse_flag(m, "debug_only")
+            }),
             Some("crate") => set(&mut self.crate_path, &meta, "crate", parse_crate_path),
             Some("flavor") => set(&mut self.flavor, &meta, "flavor", parse_flavor),
             Some("worker_threads") => set(
@@ -173,6 +211,24 @@ impl Args {
                     ),
                 ))
             }
+        }
+    }
+
+    /// `policy = "..."` or `handler = path`: both fill the one policy slot,
+    /// so the second of them is a duplicate or a conflict.
+    fn set_policy(&mut self, meta: &ParseNestedMeta<'_>, key: &str) -> syn::Result<()> {
+        if let Some(first) = &self.policy {
+            if first.value.key_name() != key {
+                return Err(Error::new_spanned(
+                    &meta.path,
+                    "`handler` replaces the policy: give either `policy` or `handler`",
+                ));
+            }
+        }
+        if key == "policy" {
+            set(&mut self.policy, meta, key, parse_policy)
+        } else {
+            set(&mut self.policy, meta, key, parse_handler)
         }
     }
 }
@@ -324,6 +380,39 @@ fn parse_flavor(meta: &ParseNestedMeta<'_>) -> syn::Result<Flavor> {
             )),
         },
         lit => Err(Error::new(lit.span(), format!("expected {expected}"))),
+    }
+}
+
+fn parse_policy(meta: &ParseNestedMeta<'_>) -> syn::Result<PolicyOpt> {
+    let expected = "`policy = \"panic\"`, `policy = \"log\"` or `policy = \"off\"`";
+    match value_lit(meta, expected)? {
+        Lit::Str(lit) => match lit.value().as_str() {
+            "panic" => Ok(PolicyOpt::Panic),
+            "log" => Ok(PolicyOpt::Log),
+            "off" => Ok(PolicyOpt::Off),
+            other => Err(Error::new(
+                lit.span(),
+                format!("unknown policy `{other}`; expected `panic`, `log` or `off`"),
+            )),
+        },
+        lit => Err(Error::new(lit.span(), format!("expected {expected}"))),
+    }
+}
+
+fn parse_handler(meta: &ParseNestedMeta<'_>) -> syn::Result<PolicyOpt> {
+    const EXPECTED: &str = "expected the path of a handler, e.g. `handler = crate::alerts::on_leak`: a `fn(&LeakReport)` or a `Fn(&LeakReport) + Send + Sync + 'static` value";
+    match meta.value()?.parse::<Expr>()? {
+        Expr::Path(path) if path.attrs.is_empty() => Ok(PolicyOpt::Handler(path)),
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(lit), ..
+        }) if lit.parse::<Path>().is_ok() => Err(Error::new(
+            lit.span(),
+            format!(
+                "write the handler as a path, without quotes: `handler = {}`",
+                lit.value()
+            ),
+        )),
+        other => Err(Error::new_spanned(other, EXPECTED)),
     }
 }
 

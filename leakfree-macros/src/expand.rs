@@ -5,10 +5,16 @@
 //!
 //! | item                                     | form           | body becomes                       |
 //! |------------------------------------------|----------------|------------------------------------|
-//! | `#[tokio::test]` / `#[tokio::main]` `async fn` | wrapping | `run_scoped(test_scope/service_scope, body).await` |
+//! | `#[tokio::test]` / `#[tokio::main]` `async fn` | wrapping | `run_scoped(test_scope/service_scope_for, body).await` |
 //! | `#[test] async fn`                       | self-contained | sync fn: `block_on_test(scope, runtime, body)` |
-//! | any other `async fn`                     | service        | `run_scoped(service_scope, body).await` |
+//! | any other `async fn`                     | service        | `run_scoped(service_scope_for, body).await` |
 //! | inline `mod`                             | module         | each test `async fn` as above      |
+//!
+//! `service_scope_for` takes `::core::cfg!(debug_assertions)`, expanded in the
+//! user's crate: the build default of a service's policy follows *their*
+//! build, not this crate's. With `debug_only` a fn becomes two: the expansion
+//! under `#[cfg(debug_assertions)]` and the fn as written under
+//! `#[cfg(not(debug_assertions))]`.
 //!
 //! Generated code names only `#crate::__private::…` and `::core::…` by
 //! absolute path, binds only `__leakfree_`-prefixed locals, and keeps the
@@ -22,7 +28,7 @@ use syn::ext::IdentExt;
 use syn::visit_mut::VisitMut;
 use syn::{Attribute, Error, Item, ItemFn, ItemMod, LitStr, ReturnType, Type, parse_quote};
 
-use crate::args::{Args, Flavor};
+use crate::args::{Args, Flavor, PolicyOpt};
 use crate::test_attr::{self, TestAttr, TokioAttr};
 
 const WORKER_THREADS_NEED_MULTI_THREAD: &str = "`worker_threads` needs `flavor = \"multi_thread\"`: a `current_thread` runtime has no worker threads";
@@ -47,7 +53,8 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
                     "#[leak_checked] is applied twice: remove one (to merge options, put one on a `mod` and one on the fn)",
                 ));
             }
-            Ok(expand_fn(f, &args, &args)?.into_token_stream())
+            let fns = expand_fn(f, &args, &args)?;
+            Ok(fns.iter().map(ToTokens::to_token_stream).collect())
         }
         Item::Mod(m) => {
             let args = Args::parse(args)?;
@@ -126,13 +133,28 @@ fn form(f: &ItemFn) -> syn::Result<Form> {
     Ok(found.unwrap_or(Form::Service))
 }
 
-/// Expands one `async fn` with the effective options `opts`.
+/// The scope constructor generated code starts from.
+#[derive(Debug, Clone, Copy)]
+enum ScopeKind {
+    /// `test_scope("name")`: `#[tokio::test]` and `#[test]`.
+    Test,
+    /// `service_scope_for("name", ::core::cfg!(debug_assertions))`:
+    /// `#[tokio::main]` and the service form.
+    Service,
+}
+
+/// Expands one `async fn` with the effective options `opts` into the fns
+/// that replace it: the expanded fn, or with `debug_only` the expanded fn for
+/// debug builds followed by `f` as written for release builds.
 ///
 /// `own` are the options written on the fn itself (equal to `opts` outside a
 /// module): runtime options a module gives as defaults are ignored by forms
-/// that do not build a runtime, but written on the fn they are an error.
-fn expand_fn(mut f: ItemFn, opts: &Args, own: &Args) -> syn::Result<ItemFn> {
+/// that do not build a runtime, but written on the fn they are an error; the
+/// same holds for `debug_only` and the self-contained form, whose fn as
+/// written (`#[test] async fn`) would not compile.
+fn expand_fn(mut f: ItemFn, opts: &Args, own: &Args) -> syn::Result<Vec<ItemFn>> {
     let form = form(&f)?;
+    let original = f.clone();
     let default_crate = parse_quote!(::leakfree_runtime);
     let krate = opts
         .crate_path
@@ -143,7 +165,10 @@ fn expand_fn(mut f: ItemFn, opts: &Args, own: &Args) -> syn::Result<ItemFn> {
 
     match form {
         Form::Wrapping(_) | Form::Service => {
-            let test = matches!(form, Form::Wrapping(TokioAttr::Test));
+            let kind = match form {
+                Form::Wrapping(TokioAttr::Test) => ScopeKind::Test,
+                _ => ScopeKind::Service,
+            };
             reject_runtime_options(own, |key| match form {
                 Form::Wrapping(tokio) => format!(
                     "`{key}` belongs to `#[{}(...)]` here; leak_checked only takes it in the self-contained form `#[leak_checked] #[test] async fn`",
@@ -153,12 +178,18 @@ fn expand_fn(mut f: ItemFn, opts: &Args, own: &Args) -> syn::Result<ItemFn> {
                     "`{key}` only applies to the self-contained test form `#[leak_checked] #[test] async fn`; this fn runs on its caller's runtime"
                 ),
             })?;
-            let scope = scope_builder(opts, krate, &name, test);
+            let scope = scope_builder(opts, krate, &name, kind);
             *f.block = parse_quote!({
                 #krate::__private::run_scoped(#scope, #body).await
             });
         }
         Form::SelfContained(index) => {
+            if let Some(debug_only) = &own.debug_only {
+                return Err(Error::new(
+                    debug_only.key,
+                    "`debug_only` keeps the fn as written for release builds, and a `#[test] async fn` does not compile without #[leak_checked]: use `#[tokio::test]` with `debug_only`, or remove `debug_only`",
+                ));
+            }
             if let Some(threads) = &opts.worker_threads {
                 if opts.flavor.as_ref().map(|o| o.value) != Some(Flavor::MultiThread) {
                     // Blame the fn's own key when the conflict comes from
@@ -172,7 +203,7 @@ fn expand_fn(mut f: ItemFn, opts: &Args, own: &Args) -> syn::Result<ItemFn> {
                     });
                 }
             }
-            let scope = scope_builder(opts, krate, &name, true);
+            let scope = scope_builder(opts, krate, &name, ScopeKind::Test);
             let runtime = runtime_options(opts, krate);
             let span = f.attrs[index].pound_token.span;
             f.attrs[index] = parse_quote_spanned_test(span);
@@ -181,9 +212,19 @@ fn expand_fn(mut f: ItemFn, opts: &Args, own: &Args) -> syn::Result<ItemFn> {
                 let __leakfree_body = #body;
                 #krate::__private::block_on_test(#scope, #runtime, __leakfree_body)
             });
+            // A module's `debug_only` does not apply here (see above).
+            return Ok(vec![f]);
         }
     }
-    Ok(f)
+    if opts.debug_only.is_none() {
+        return Ok(vec![f]);
+    }
+    let mut release = original;
+    f.attrs.insert(0, parse_quote!(#[cfg(debug_assertions)]));
+    release
+        .attrs
+        .insert(0, parse_quote!(#[cfg(not(debug_assertions))]));
+    Ok(vec![f, release])
 }
 
 /// `#[::core::prelude::v1::test]` at the span of the user's `#[test]`.
@@ -256,10 +297,15 @@ fn unnameable(ty: &Type) -> bool {
     finder.0
 }
 
-/// `test_scope("name")` or `service_scope("name")` with one call per option.
-fn scope_builder(opts: &Args, krate: &syn::Path, name: &LitStr, test: bool) -> TokenStream {
-    let constructor = format_ident!("{}", if test { "test_scope" } else { "service_scope" });
-    let mut scope = quote!(#krate::__private::#constructor(#name));
+/// `test_scope("name")` or `service_scope_for("name", cfg!(debug_assertions))`
+/// with one call per option.
+fn scope_builder(opts: &Args, krate: &syn::Path, name: &LitStr, kind: ScopeKind) -> TokenStream {
+    let mut scope = match kind {
+        ScopeKind::Test => quote!(#krate::__private::test_scope(#name)),
+        ScopeKind::Service => quote!(
+            #krate::__private::service_scope_for(#name, ::core::cfg!(debug_assertions))
+        ),
+    };
     if let Some(grace) = &opts.grace {
         let nanos = Literal::u64_unsuffixed(grace.value);
         scope.extend(quote!(.grace(#krate::__private::Duration::from_nanos(#nanos))));
@@ -272,6 +318,15 @@ fn scope_builder(opts: &Args, krate: &syn::Path, name: &LitStr, test: bool) -> T
     }
     if opts.allow_untracked.is_some() {
         scope.extend(quote!(.count_untracked(false)));
+    }
+    if let Some(policy) = &opts.policy {
+        let policy = match &policy.value {
+            PolicyOpt::Panic => quote!(#krate::__private::Policy::Panic),
+            PolicyOpt::Log => quote!(#krate::__private::Policy::Log),
+            PolicyOpt::Off => quote!(#krate::__private::Policy::Off),
+            PolicyOpt::Handler(path) => quote!(#krate::__private::Policy::handler(#path)),
+        };
+        scope.extend(quote!(.policy(#policy)));
     }
     scope
 }
@@ -325,11 +380,14 @@ fn expand_mod(mut m: ItemMod, opts: &Args) -> syn::Result<ItemMod> {
     if has_own_attributes {
         quiet_leak_checked_imports(items);
     }
-    for item in items.iter_mut() {
-        let Item::Fn(f) = item else { continue };
+    for item in std::mem::take(items) {
+        let Item::Fn(f) = item else {
+            items.push(item);
+            continue;
+        };
         match expand_mod_fn(f.clone(), opts) {
-            Ok(Some(expanded)) => *f = expanded,
-            Ok(None) => {}
+            Ok(Some(expanded)) => items.extend(expanded.into_iter().map(Item::Fn)),
+            Ok(None) => items.push(Item::Fn(f)),
             Err(e) => match &mut errors {
                 Some(all) => all.combine(e),
                 None => errors = Some(e),
@@ -369,8 +427,9 @@ fn quiet_leak_checked_imports(items: &mut [Item]) {
     }
 }
 
-/// One fn of an annotated module: `Ok(None)` leaves it as it is.
-fn expand_mod_fn(mut f: ItemFn, module: &Args) -> syn::Result<Option<ItemFn>> {
+/// One fn of an annotated module: the fns that replace it, or `Ok(None)` to
+/// leave it as it is.
+fn expand_mod_fn(mut f: ItemFn, module: &Args) -> syn::Result<Option<Vec<ItemFn>>> {
     let mut own_attrs = f.attrs.iter().filter(|a| test_attr::is_leak_checked(a));
     let own_attr = own_attrs.next().cloned();
     if let Some(second) = own_attrs.next() {
@@ -395,7 +454,7 @@ fn expand_mod_fn(mut f: ItemFn, module: &Args) -> syn::Result<Option<ItemFn>> {
                 "`skip` leaves the fn unchecked: remove the other options",
             ));
         }
-        return Ok(Some(f));
+        return Ok(Some(vec![f]));
     }
     expand_fn(f, &own.or(module), &own).map(Some)
 }

@@ -85,7 +85,8 @@ use proc_macro::TokenStream;
 /// #[tokio::test]
 /// async fn a() -> R {
 ///     ::leakfree_runtime::__private::run_scoped(
-///         ::leakfree_runtime::__private::test_scope("a"), // service_scope for tokio::main
+///         // for `#[tokio::main]`, the service scope below
+///         ::leakfree_runtime::__private::test_scope("a"),
 ///         typed!(R, body),
 ///     )
 ///     .await
@@ -115,17 +116,64 @@ use proc_macro::TokenStream;
 /// }
 /// ```
 ///
-/// **Service** — any other `async fn` (free fn or method, generic or not):
-/// like the wrapping form with `service_scope`, on the caller's runtime. The
-/// signature is untouched.
+/// **Service** — any other `async fn` (free fn or method, generic or not),
+/// on the caller's runtime. The signature is untouched:
+///
+/// ```ignore
+/// #[leak_checked(grace = "2s")]
+/// pub async fn handle(&self, req: Request) -> Result<Response, Error> { body }
+///
+/// // is
+///
+/// pub async fn handle(&self, req: Request) -> Result<Response, Error> {
+///     ::leakfree_runtime::__private::run_scoped(
+///         ::leakfree_runtime::__private::service_scope_for(
+///             "handle",
+///             ::core::cfg!(debug_assertions), // evaluated in *your* crate
+///         )
+///         .grace(::leakfree_runtime::__private::Duration::from_nanos(2000000000)),
+///         typed!(Result<Response, Error>, body),
+///     )
+///     .await
+/// }
+/// ```
+///
+/// A service scope's policy follows your build: with `debug_assertions` a
+/// leak panics when the call ends; without, the call returns as soon as the
+/// body does, and the verdict is reached off the call path and logged (a
+/// `tracing` warning, target `leakfree`). `policy` or `handler` replace that
+/// default in every build. At run time the environment overrides every scope,
+/// whatever its options: `LEAKFREE_POLICY=panic|log|off` its policy,
+/// `LEAKFREE_GRACE=250ms` its grace period. `#[tokio::main]` gets the same
+/// service scope. Tests always start from the `Panic` policy.
 ///
 /// **Module** — on an inline `mod`: every `async fn` directly inside it that
 /// carries `#[tokio::test]`, `#[tokio::main]` or `#[test]` is expanded as if
 /// annotated with the module's options. A fn's own `#[leak_checked(...)]`
-/// overrides them key by key; `#[leak_checked(skip)]` leaves it unchecked.
+/// overrides them key by key (`policy` and `handler` count as one key: either
+/// replaces the module's either); `#[leak_checked(skip)]` leaves it unchecked.
 /// Runtime options set on the module apply only to self-contained tests.
 /// Those inner attributes are read by the module's attribute, so they need no
 /// import (a `use …::leak_checked;` there is kept from warning unused).
+///
+/// **`debug_only`** — on any of the forms above but the self-contained one,
+/// the fn is emitted twice, with the same signature and attributes:
+///
+/// ```ignore
+/// #[leak_checked(debug_only)]
+/// #[tokio::test]
+/// async fn c() { body }
+///
+/// // is
+///
+/// #[cfg(debug_assertions)]
+/// #[tokio::test]
+/// async fn c() { /* the wrapping form above */ }
+///
+/// #[cfg(not(debug_assertions))]
+/// #[tokio::test]
+/// async fn c() { body }
+/// ```
 ///
 /// # Options
 ///
@@ -135,6 +183,9 @@ use proc_macro::TokenStream;
 /// | `ignore_name = "glob"` or `["a", "b*"]` | tasks with a matching name are not leaks |
 /// | `ignore_location = "src/pool.rs"` or `[..]` | tasks spawned in a matching file are not leaks |
 /// | `allow_untracked` | do not fail on untracked leftover tasks, only count them |
+/// | `policy = "panic"` / `"log"` / `"off"` | what a leak does: panic, log a `tracing` warning, or run unchecked (default: panic; for services, log in release builds) |
+/// | `handler = path` | call `path(&report)` on a leak instead: a `fn(&LeakReport)` or a `Fn(&LeakReport) + Send + Sync + 'static` value reachable by path (resolved where the fn is); replaces `policy` |
+/// | `debug_only` | check only with `debug_assertions`: release builds get the fn as written, at no cost (not on `#[test] async fn`, which needs the expansion; a module's `debug_only` leaves those checked) |
 /// | `crate = "path"` | path of `leakfree_runtime` if renamed (default `::leakfree_runtime`) |
 /// | `flavor = "current_thread"` / `"multi_thread"` | self-contained form only |
 /// | `worker_threads = N` | self-contained form with `multi_thread` only |

@@ -201,6 +201,112 @@ snapshot!(
     "#,
 );
 
+// ---- policy, handler, debug_only -------------------------------------------
+
+snapshot!(
+    service_policy_log,
+    r#"policy = "log", grace = "20ms""#,
+    r#"
+    async fn serve(port: u16) -> std::io::Result<()> {
+        listen(port).await
+    }
+    "#,
+);
+
+snapshot!(
+    wrapping_test_policy_off,
+    r#"policy = "off""#,
+    r#"
+    #[tokio::test]
+    async fn unchecked() {}
+    "#,
+);
+
+snapshot!(
+    wrapping_main_handler,
+    "handler = crate::alerts::on_leak",
+    r#"
+    #[tokio::main]
+    async fn main() {}
+    "#,
+);
+
+snapshot!(
+    self_contained_handler_and_renamed_crate,
+    r#"crate = "lf", handler = Alerts::<Pager>::ON_LEAK, flavor = "multi_thread""#,
+    r#"
+    #[test]
+    async fn paged() {}
+    "#,
+);
+
+snapshot!(
+    debug_only_wrapping,
+    r#"debug_only, policy = "panic""#,
+    r#"
+    /// Docs and attributes are on both copies, in order.
+    #[tokio::test(flavor = "multi_thread")]
+    #[cfg_attr(miri, ignore)]
+    async fn checked_in_debug() -> Result<(), Error> {
+        step().await?;
+        Ok(())
+    }
+    "#,
+);
+
+snapshot!(
+    debug_only_service,
+    "debug_only",
+    r#"
+    pub async fn handle<T: Send>(&self, item: T) -> usize {
+        self.queue.push(item).await
+    }
+    "#,
+);
+
+snapshot!(
+    module_debug_only_and_policy,
+    r#"debug_only, policy = "log""#,
+    r#"
+    mod tests {
+        use leakfree_runtime::leak_checked;
+
+        // Both copies, the debug one with the module's policy.
+        #[tokio::test]
+        async fn wrapped() {}
+
+        // The fn's handler replaces the module's policy.
+        #[leak_checked(handler = super::record)]
+        #[tokio::test]
+        async fn handled() {}
+
+        // A self-contained test cannot exist without its expansion: the
+        // module's `debug_only` leaves it checked in every build.
+        #[test]
+        async fn self_contained() {}
+
+        #[leak_checked(skip)]
+        #[tokio::test]
+        async fn skipped() {}
+    }
+    "#,
+);
+
+snapshot!(
+    module_fn_debug_only,
+    r#"grace = "1s""#,
+    r#"
+    mod tests {
+        #[leak_checked(debug_only)]
+        #[tokio::test]
+        async fn only_this_one() {}
+
+        #[tokio::test]
+        async fn always() {}
+    }
+    "#,
+);
+
 // ---- module form -----------------------------------------------------------
 
 snapshot!(
@@ -461,6 +567,72 @@ snapshot!(
         #[leak_checked]
         #[tokio::test]
         async fn twice() {}
+    }
+    "#,
+);
+
+snapshot!(
+    error_unknown_policy,
+    r#"policy = "loud""#,
+    "#[tokio::test] async fn a() {}"
+);
+
+snapshot!(error_policy_not_a_string, "policy = log", "async fn a() {}");
+
+snapshot!(
+    error_policy_and_handler,
+    r#"policy = "log", grace = "1s", handler = alerts::on_leak"#,
+    "async fn a() {}",
+);
+
+snapshot!(
+    error_handler_and_policy,
+    r#"handler = alerts::on_leak, policy = "off""#,
+    "async fn a() {}",
+);
+
+snapshot!(
+    error_duplicate_policy,
+    r#"policy = "log", policy = "off""#,
+    "async fn a() {}",
+);
+
+snapshot!(
+    error_handler_quoted,
+    r#"handler = "alerts::on_leak""#,
+    "async fn a() {}"
+);
+
+snapshot!(
+    error_handler_closure,
+    "handler = |report| eprintln!(\"{report}\")",
+    "async fn a() {}"
+);
+
+snapshot!(
+    error_debug_only_with_value,
+    "debug_only = true",
+    "#[tokio::test] async fn a() {}"
+);
+
+snapshot!(
+    error_debug_only_self_contained,
+    "debug_only",
+    "#[test] async fn a() {}"
+);
+
+snapshot!(
+    error_module_fn_debug_only_self_contained_and_skip,
+    "debug_only",
+    r#"
+    mod tests {
+        #[leak_checked(debug_only)]
+        #[test]
+        async fn self_contained() {}
+
+        #[leak_checked(skip, policy = "off")]
+        #[tokio::test]
+        async fn skipped() {}
     }
     "#,
 );

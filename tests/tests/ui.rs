@@ -109,6 +109,58 @@ mod expanded {
         assert_eq!(borrowed(&name, false).await, "svc");
     }
 
+    /// With `debug_assertions` (a plain `cargo test`) the checked copy runs
+    /// and the leak fails the test; `--release` runs the fn as written.
+    #[leak_checked(debug_only, grace = "10ms")]
+    #[tokio::test]
+    #[cfg_attr(
+        debug_assertions,
+        should_panic(expected = "leakfree: 1 task leaked from `debug_only`")
+    )]
+    async fn debug_only() {
+        drop(leakfree_runtime::spawn(std::future::pending::<()>()));
+    }
+
+    #[leak_checked(debug_only)]
+    #[tokio::test]
+    async fn debug_only_clean() -> Result<(), String> {
+        leakfree_runtime::spawn(async {})
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// What [`on_leak`] saw: the scope's name and its leaked task count.
+    static SEEN: std::sync::Mutex<Vec<(String, usize)>> = std::sync::Mutex::new(Vec::new());
+
+    fn on_leak(report: &leakfree_runtime::LeakReport) {
+        SEEN.lock()
+            .unwrap()
+            .push((report.scope_name().to_owned(), report.leaked().len()));
+    }
+
+    #[leak_checked(handler = on_leak, grace = "10ms")]
+    async fn leaking_service(n: u32) -> u32 {
+        drop(leakfree_runtime::spawn(std::future::pending::<()>()));
+        n + 1
+    }
+
+    /// A debug build's service default is `Panic`; the explicit handler
+    /// replaces it, so the leak reaches the handler and the call returns.
+    /// (In release the verdict is reached off the call path: wait for it.)
+    #[tokio::test]
+    async fn handler_sees_the_leak() {
+        assert_eq!(leaking_service(1).await, 2);
+        if !cfg!(debug_assertions) {
+            for _ in 0..200 {
+                if !SEEN.lock().unwrap().is_empty() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+        assert_eq!(*SEEN.lock().unwrap(), [("leaking_service".to_owned(), 1)]);
+    }
+
     #[leak_checked(grace = "20ms", flavor = "multi_thread")]
     mod module {
         use leakfree_runtime::leak_checked;

@@ -31,15 +31,31 @@ async fn fallible(input: &str) -> Result<u32, std::num::ParseIntError> {
 #[leak_checked(ignore_name = ["a", "b*"], ignore_location = "x.rs")]
 async fn unit() {}
 
+/// Where leak reports go.
+fn on_leak(report: &leakfree_runtime::LeakReport) {
+    eprintln!("{report}");
+}
+
+/// A handler checked in debug builds only, reporting to [`on_leak`].
+#[leak_checked(debug_only, handler = on_leak)]
+async fn debug_checked(input: u32) -> u32 {
+    input
+}
+
+/// A handler whose leaks are logged.
+#[leak_checked(policy = "log")]
+async fn logged() {}
+
 /// The entrypoint of a service.
-#[leak_checked]
+#[leak_checked(policy = "panic")]
 #[tokio::main(flavor = "current_thread")]
 async fn serve() -> u32 {
     unit().await;
-    handler(1).await + fallible("2").await.unwrap_or(0)
+    logged().await;
+    handler(1).await + fallible("2").await.unwrap_or(0) + debug_checked(0).await
 }
 
-#[leak_checked]
+#[leak_checked(debug_only)]
 mod checked {
     #[tokio::test]
     async fn wrapped() {}
