@@ -56,6 +56,30 @@ pub(crate) fn enter<R>(slot: &mut Option<TaskContext>, f: impl FnOnce() -> R) ->
     f()
 }
 
+/// Installs a context for the rest of a value's drop: [`install_for_drop`]
+/// puts `context` in place and remembers what it replaced; dropping this
+/// guard restores that. A tracked task's wrapper declares this guard after its
+/// future, so the future's destructor (which may spawn) runs inside the scope.
+#[derive(Debug, Default)]
+pub(crate) struct RestoreAfterDrop {
+    previous: Option<Option<TaskContext>>,
+}
+
+impl RestoreAfterDrop {
+    pub(crate) fn install_for_drop(&mut self, context: Option<TaskContext>) {
+        let previous = CURRENT.try_with(|current| current.replace(context)).ok();
+        self.previous = previous;
+    }
+}
+
+impl Drop for RestoreAfterDrop {
+    fn drop(&mut self) {
+        if let Some(previous) = self.previous.take() {
+            let _ = CURRENT.try_with(|current| current.set(previous));
+        }
+    }
+}
+
 /// A clone of the current context, if code on this thread runs inside a scope.
 pub(crate) fn current() -> Option<TaskContext> {
     CURRENT

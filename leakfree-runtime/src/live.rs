@@ -205,17 +205,17 @@ impl fmt::Display for LiveSnapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "leakfree: {} live scopes, {} live tasks",
-            self.scopes.len(),
-            self.task_count()
+            "leakfree: {} live, {} live",
+            crate::report::plural(self.scopes.len(), "scope", "scopes"),
+            crate::report::plural(self.task_count(), "task", "tasks")
         )?;
         for scope in &self.scopes {
             writeln!(
                 f,
-                "scope `{}`, running {}, {} tasks",
+                "scope `{}`, running {}, {}",
                 scope.name,
                 human_duration(scope.age),
-                scope.tasks.len()
+                crate::report::plural(scope.tasks.len(), "task", "tasks")
             )?;
             for group in crate::report::group_tasks(&scope.tasks) {
                 let first = group.tasks()[0];

@@ -17,7 +17,8 @@
 //!   each poll's start and end. A reader that sees the same even value before
 //!   and after reading the probe saw a consistent idle task.
 //! - `woken` is set *before* a waker reference is dropped by `wake`, and reset
-//!   at the start of each poll, so a reader that finds no waker references and
+//!   at the start of each poll, *after* `poll_seq` has turned odd (a reader
+//!   that sees the reset also sees the poll), so a reader that finds no waker references and
 //!   `woken == false` (after an acquire fence) knows the last poll returned
 //!   `Pending` without leaving any way to be woken. This can only err towards
 //!   "waiting", never towards a false "blocked forever".

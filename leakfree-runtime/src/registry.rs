@@ -74,6 +74,26 @@ impl Drop for ScopeShared {
     }
 }
 
+/// A task's place in its scope's table, given up when this is dropped: the
+/// one event that removes a record (see the invariants above).
+#[derive(Debug)]
+pub(crate) struct Registration {
+    pub(crate) scope: Arc<ScopeShared>,
+    key: usize,
+}
+
+impl Registration {
+    pub(crate) fn new(scope: Arc<ScopeShared>, key: usize) -> Self {
+        Registration { scope, key }
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.scope.deregister(self.key);
+    }
+}
+
 /// A tracked task that panicked, kept until the verdict.
 #[derive(Debug)]
 pub(crate) struct PanickedTask {

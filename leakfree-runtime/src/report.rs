@@ -1,7 +1,7 @@
 //! The verdict of a scope's exit: [`LeakReport`], as a value and as text.
 //!
 //! The text is what a failing test prints. Tasks with the same spawn site,
-//! kind and state are printed as one entry with a count, so a bus that leaks
+//! kind, state and name are printed as one entry with a count, so a bus that leaks
 //! 1,026 workers from one line prints one entry, not 1,026; the full list stays
 //! available through [`LeakReport::leaked`].
 
@@ -119,7 +119,7 @@ pub struct LeakReport {
     pub(crate) ignored: usize,
 }
 
-/// Leaked tasks that share spawn site, kind and state.
+/// Leaked tasks that share spawn site, kind, state and name.
 #[derive(Debug, Clone)]
 pub struct LeakGroup<'a> {
     tasks: Vec<&'a TaskInfo>,
@@ -133,6 +133,10 @@ impl<'a> LeakGroup<'a> {
     /// Their common spawn site.
     pub fn location(&self) -> &'static Location<'static> {
         self.tasks[0].location
+    }
+    /// Their common name, if they were spawned with one.
+    pub fn name(&self) -> Option<&str> {
+        self.tasks[0].name.as_deref()
     }
     /// Their common state.
     pub fn state(&self) -> TaskState {
@@ -202,8 +206,8 @@ impl LeakReport {
         self.spawned
     }
 
-    /// Leaked tasks grouped by spawn site, kind and state, in a stable order
-    /// (by location, then state).
+    /// Leaked tasks grouped by spawn site, kind, state and name, in a stable
+    /// order (by location, then state, then name).
     pub fn groups(&self) -> Vec<LeakGroup<'_>> {
         group_tasks(&self.leaked)
     }
@@ -250,7 +254,7 @@ impl LeakReport {
     }
 }
 
-/// Groups tasks by spawn site, kind and state, in a stable order.
+/// Groups tasks by spawn site, kind, state and name, in a stable order.
 pub(crate) fn group_tasks(tasks: &[TaskInfo]) -> Vec<LeakGroup<'_>> {
     let mut sorted: Vec<&TaskInfo> = tasks.iter().collect();
     sorted.sort_by_key(|t| sort_key(t));
@@ -264,7 +268,7 @@ pub(crate) fn group_tasks(tasks: &[TaskInfo]) -> Vec<LeakGroup<'_>> {
     groups
 }
 
-fn sort_key(task: &TaskInfo) -> (&'static str, u32, u32, u8, Option<Id>) {
+fn sort_key(task: &TaskInfo) -> (&'static str, u32, u32, u8, Option<&str>, Option<Id>) {
     let state = match task.state {
         TaskState::BlockedForever => 0,
         TaskState::Waiting { .. } => 1,
@@ -277,15 +281,16 @@ fn sort_key(task: &TaskInfo) -> (&'static str, u32, u32, u8, Option<Id>) {
         task.location.line(),
         task.location.column(),
         state,
+        task.name.as_deref(),
         task.id,
     )
 }
 
 fn same_group(a: &TaskInfo, b: &TaskInfo) -> bool {
-    a.location == b.location && a.kind == b.kind && a.state == b.state
+    a.location == b.location && a.kind == b.kind && a.state == b.state && a.name == b.name
 }
 
-fn plural(n: usize, one: &str, many: &str) -> String {
+pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
     if n == 1 {
         format!("1 {one}")
     } else {
@@ -354,13 +359,11 @@ fn write_group(f: &mut fmt::Formatter<'_>, index: usize, group: &LeakGroup<'_>) 
             TaskKind::Async => "tasks",
             TaskKind::Blocking => "blocking tasks",
         };
-        let names = match &first.name {
-            Some(name) if group.tasks.iter().all(|t| t.name == first.name) => {
-                format!(" {name:?}")
-            }
-            Some(_) => " (various names)".to_owned(),
-            None => String::new(),
-        };
+        let names = first
+            .name
+            .as_ref()
+            .map(|name| format!(" {name:?}"))
+            .unwrap_or_default();
         writeln!(
             f,
             "  {index}) {} {kind}{names} spawned at {}, alive {}",

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use crate::context::{self, TaskContext};
 use crate::join::JoinHandle;
 use crate::record::{Role, TaskKind, TaskRecord};
-use crate::registry::ScopeShared;
+use crate::registry::{Registration, ScopeShared};
 use crate::tracked::{Released, Tracked, panic_message};
 
 /// Spawns a task in the current scope; a drop-in for [`tokio::spawn`].
@@ -225,22 +225,19 @@ where
         } => {
             let scope = context.scope.clone();
             // Dropped with the closure, whether it ran or was cancelled
-            // before it started.
-            let deregister = Deregister {
-                scope: scope.clone(),
-                key,
-            };
+            // before it started: the record leaves the table either way.
+            let registration = Registration::new(scope.clone(), key);
             let task_record = record.clone();
             let mut context = Some(context);
             let handle = tokio::task::spawn_blocking(move || {
-                let deregister = deregister;
+                let registration = registration;
                 task_record.begin_poll();
                 let result =
                     context::enter(&mut context, || catch_unwind(AssertUnwindSafe(function)));
                 match result {
                     Ok(value) => value,
                     Err(payload) => {
-                        deregister
+                        registration
                             .scope
                             .record_panic(task_record, panic_message(&*payload));
                         resume_unwind(payload)
@@ -253,17 +250,6 @@ where
             }
             JoinHandle::new(handle, Some(record))
         }
-    }
-}
-
-struct Deregister {
-    scope: Arc<ScopeShared>,
-    key: usize,
-}
-
-impl Drop for Deregister {
-    fn drop(&mut self) {
-        self.scope.deregister(self.key);
     }
 }
 

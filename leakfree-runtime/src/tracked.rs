@@ -18,28 +18,34 @@ use std::task::{Context, Poll, Waker};
 
 use pin_project_lite::pin_project;
 
-use crate::context::{self, TaskContext};
+use crate::context::{self, RestoreAfterDrop, TaskContext};
 use crate::record::{TaskRecord, WakerProbe};
-use crate::registry::ScopeShared;
+use crate::registry::{Registration, ScopeShared};
 
 pin_project! {
     /// A tracked task's future.
     pub(crate) struct Tracked<F> {
         #[pin]
         inner: F,
+        // The fields below drop in this order, after `inner`: first the
+        // thread's context is restored, then the task leaves its scope's
+        // table. So tasks `inner`'s destructor spawns (a cascade during
+        // cancellation) land in this scope, which aborts them if it is
+        // closing, and the scope's live count never reaches zero before they
+        // are registered.
+        restore: RestoreAfterDrop,
+        registration: Registration,
         // `None` only while moved into the thread-local during a poll.
         context: Option<TaskContext>,
-        scope: Arc<ScopeShared>,
         record: Arc<TaskRecord>,
         probe: Arc<WakerProbe>,
         waker: Waker,
-        key: usize,
     }
 
     impl<F> PinnedDrop for Tracked<F> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            this.scope.deregister(*this.key);
+            this.restore.install_for_drop(this.context.take());
         }
     }
 }
@@ -49,15 +55,15 @@ impl<F> Tracked<F> {
         let probe = Arc::new(WakerProbe::default());
         record.attach_probe(&probe);
         let waker = Waker::from(probe.clone());
-        let scope = context.scope.clone();
+        let registration = Registration::new(context.scope.clone(), key);
         Tracked {
             inner,
+            restore: RestoreAfterDrop::default(),
+            registration,
             context: Some(context),
-            scope,
             record,
             probe,
             waker,
-            key,
         }
     }
 }
@@ -67,8 +73,12 @@ impl<F: Future> Future for Tracked<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        this.probe.begin_poll(cx.waker());
+        // Order matters: the poll must be visible (odd `poll_seq`) before
+        // `woken` is cleared, or a verdict taken in between would see an
+        // idle task with no waker and not woken, and call a task that is
+        // being polled right now blocked forever.
         this.record.begin_poll();
+        this.probe.begin_poll(cx.waker());
         let mut probe_cx = Context::from_waker(this.waker);
         let inner = this.inner;
         let result = context::enter(this.context, || {
@@ -78,7 +88,8 @@ impl<F: Future> Future for Tracked<F> {
         match result {
             Ok(poll) => poll,
             Err(payload) => {
-                this.scope
+                this.registration
+                    .scope
                     .record_panic(this.record.clone(), panic_message(&*payload));
                 resume_unwind(payload)
             }
