@@ -77,6 +77,13 @@ pub(crate) fn unregister(key: usize) {
     }
 }
 
+/// How many slots the live set holds (used and free): bounded by the most
+/// scopes alive at once, however many have come and gone. For tests.
+#[doc(hidden)]
+pub fn __live_set_slots() -> usize {
+    LIVE.lock().slots.len()
+}
+
 fn live_scopes() -> Vec<Arc<ScopeShared>> {
     let live = LIVE.lock();
     live.slots
