@@ -32,7 +32,6 @@
 //! - The map lock is never held while calling into a scope.
 
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Weak};
 
 use parking_lot::Mutex;
@@ -40,6 +39,7 @@ use tokio::runtime::{Builder, TaskMeta};
 use tokio::task::Id;
 
 use crate::context;
+use crate::id_hash::IdMap;
 use crate::registry::ScopeShared;
 
 /// A task attributed by the spawn hook.
@@ -49,8 +49,8 @@ struct Attribution {
     ignored: bool,
 }
 
-static ATTRIBUTIONS: LazyLock<Mutex<HashMap<Id, Attribution>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
+static ATTRIBUTIONS: LazyLock<Mutex<IdMap<Id, Attribution>>> =
+    LazyLock::new(|| Mutex::new(IdMap::default()));
 
 thread_local! {
     static SPAWNING_OWN: Cell<bool> = const { Cell::new(false) };

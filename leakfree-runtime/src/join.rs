@@ -4,8 +4,8 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 
 use tokio::task::{AbortHandle, Id, JoinError};
@@ -21,12 +21,16 @@ use crate::record::TaskRecord;
 /// knowledge (the panic then counts as observed).
 pub struct JoinHandle<T> {
     inner: tokio::task::JoinHandle<T>,
-    record: Option<Arc<TaskRecord>>,
+    // Weak: a strong reference would count as a held waker (`record.rs`).
+    record: Option<Weak<TaskRecord>>,
 }
 
 impl<T> JoinHandle<T> {
     pub(crate) fn new(inner: tokio::task::JoinHandle<T>, record: Option<Arc<TaskRecord>>) -> Self {
-        JoinHandle { inner, record }
+        JoinHandle {
+            inner,
+            record: record.as_ref().map(Arc::downgrade),
+        }
     }
 
     /// Aborts the task (see [`tokio::task::JoinHandle::abort`]).
@@ -57,7 +61,8 @@ impl<T> JoinHandle<T> {
     }
 
     fn mark_observed(&self) {
-        if let Some(record) = &self.record {
+        // A panicked task's record is kept alive by its scope's panic list.
+        if let Some(record) = self.record.as_ref().and_then(Weak::upgrade) {
             record.panic_observed.store(true, Ordering::Release);
         }
     }

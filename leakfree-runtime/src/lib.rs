@@ -38,6 +38,7 @@ mod exit;
 mod filter;
 #[cfg(tokio_unstable)]
 pub mod hooks;
+mod id_hash;
 mod join;
 pub mod live;
 mod policy;

@@ -1,39 +1,47 @@
 //! What leakfree knows about one tracked task, and how it tells whether the
 //! task can still be woken.
 //!
-//! Every tracked task is polled with leakfree's own waker, a [`WakerProbe`]
-//! that forwards to tokio's waker. The task wrapper keeps exactly
-//! [`PROBE_BASELINE`] strong references to the probe (the `Arc` and the
-//! `Waker` made from it); every clone a timer, socket, channel or user future
-//! stores adds one. So between polls:
+//! Every tracked task is polled with leakfree's own waker: the task's
+//! [`TaskRecord`] itself (it implements [`Wake`]), which forwards to tokio's
+//! waker. One allocation per task holds both. The task wrapper keeps exactly
+//! [`WRAPPER_REFS`] strong references to the record (an `Arc` and the `Waker`
+//! made from it); the scope's table and the `JoinHandle` keep only `Weak`
+//! ones; a reader holds one while it looks. Every waker clone that a timer,
+//! socket, channel or user future stores adds one. So between polls:
 //!
-//! - probe references above the baseline: someone holds a waker, the task is
-//!   *waiting* and may be woken;
-//! - none above the baseline and not woken since the last poll started: no
-//!   waker exists anywhere, nothing can ever wake the task: *blocked forever*.
+//! - strong references above the wrapper's and the reader's: someone holds a
+//!   waker, the task is *waiting* and may be woken;
+//! - none above them and not woken since the last poll started: no waker
+//!   exists anywhere, nothing can ever wake the task: *blocked forever*.
 //!
 //! # Invariants
 //! - `poll_seq` is even between polls and odd during one; it grows by one at
 //!   each poll's start and end. A reader that sees the same even value before
-//!   and after reading the probe saw a consistent idle task.
+//!   and after reading the references saw a consistent idle task.
 //! - `woken` is set *before* a waker reference is dropped by `wake`, and reset
 //!   at the start of each poll, *after* `poll_seq` has turned odd (a reader
-//!   that sees the reset also sees the poll), so a reader that finds no waker references and
-//!   `woken == false` (after an acquire fence) knows the last poll returned
-//!   `Pending` without leaving any way to be woken. This can only err towards
+//!   that sees the reset also sees the poll), so a reader that finds no waker
+//!   references and `woken == false` (after an acquire fence) knows the last
+//!   poll returned `Pending` without leaving any way to be woken. Extra
+//!   readers holding references at the same time can only make it err towards
 //!   "waiting", never towards a false "blocked forever".
+//! - Only the wrapper and waker clones hold strong references while the task
+//!   lives (and, after a panic, the scope's panic list, when no waker matters).
 
 use std::panic::Location;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
-use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::task::{AbortHandle, Id};
 
-/// References to the probe that the task wrapper itself holds.
-pub(crate) const PROBE_BASELINE: usize = 2;
+/// Strong references to a record that its task's wrapper holds.
+pub(crate) const WRAPPER_REFS: usize = 2;
+
+/// Strong references a reader of [`TaskRecord::state`] holds (its own).
+const READER_REFS: usize = 1;
 
 /// What kind of work a tracked task runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -98,41 +106,8 @@ impl TaskState {
     }
 }
 
-/// The waker every tracked task is polled with.
-#[derive(Debug, Default)]
-pub(crate) struct WakerProbe {
-    woken: AtomicBool,
-    runtime_waker: Mutex<Option<Waker>>,
-}
-
-impl WakerProbe {
-    /// Called at the start of each poll with the waker tokio gave the task.
-    pub(crate) fn begin_poll(&self, runtime_waker: &Waker) {
-        self.woken.store(false, Ordering::SeqCst);
-        let mut slot = self.runtime_waker.lock();
-        match &*slot {
-            Some(existing) if existing.will_wake(runtime_waker) => {}
-            _ => *slot = Some(runtime_waker.clone()),
-        }
-    }
-}
-
-impl Wake for WakerProbe {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.woken.store(true, Ordering::SeqCst);
-        // Wake outside the lock: tokio's wake may take its own locks.
-        let runtime_waker = self.runtime_waker.lock().clone();
-        if let Some(waker) = runtime_waker {
-            waker.wake();
-        }
-    }
-}
-
-/// One tracked task, as its scope's table holds it.
+/// One tracked task: what reports say about it, and the waker it is polled
+/// with.
 #[derive(Debug)]
 pub(crate) struct TaskRecord {
     pub(crate) name: Option<Box<str>>,
@@ -140,10 +115,10 @@ pub(crate) struct TaskRecord {
     pub(crate) spawned_at: Instant,
     pub(crate) kind: TaskKind,
     pub(crate) role: Role,
-    id: OnceLock<Id>,
-    abort: OnceLock<AbortHandle>,
+    abort: Mutex<Option<AbortHandle>>,
     poll_seq: AtomicU64,
-    probe: OnceLock<Weak<WakerProbe>>,
+    woken: AtomicBool,
+    runtime_waker: Mutex<Option<Waker>>,
     /// Set when a `JoinHandle` returned the task's panic to its owner.
     pub(crate) panic_observed: AtomicBool,
 }
@@ -161,34 +136,28 @@ impl TaskRecord {
             spawned_at: Instant::now(),
             kind,
             role,
-            id: OnceLock::new(),
-            abort: OnceLock::new(),
+            abort: Mutex::new(None),
             poll_seq: AtomicU64::new(0),
-            probe: OnceLock::new(),
+            woken: AtomicBool::new(false),
+            runtime_waker: Mutex::new(None),
             panic_observed: AtomicBool::new(false),
         }
     }
 
     /// Links the record to the task tokio created for it.
-    pub(crate) fn attach(&self, id: Id, abort: AbortHandle) {
-        let _ = self.id.set(id);
-        let _ = self.abort.set(abort);
-    }
-
-    /// Links the record to the probe its task is polled with.
-    pub(crate) fn attach_probe(&self, probe: &Arc<WakerProbe>) {
-        let _ = self.probe.set(Arc::downgrade(probe));
+    pub(crate) fn attach(&self, abort: AbortHandle) {
+        *self.abort.lock() = Some(abort);
     }
 
     pub(crate) fn id(&self) -> Option<Id> {
-        self.id.get().copied()
+        self.abort.lock().as_ref().map(AbortHandle::id)
     }
 
     /// Aborts the task; returns whether tokio's handle was known yet (a task
     /// still being spawned is aborted by its spawner, which sees the scope
     /// closing).
     pub(crate) fn abort(&self) -> bool {
-        match self.abort.get() {
+        match &*self.abort.lock() {
             Some(handle) => {
                 handle.abort();
                 true
@@ -202,7 +171,7 @@ impl TaskRecord {
     }
 
     /// The record as a report or the live view shows it.
-    pub(crate) fn info(&self, now: Instant) -> crate::report::TaskInfo {
+    pub(crate) fn info(self: &Arc<Self>, now: Instant) -> crate::report::TaskInfo {
         crate::report::TaskInfo {
             id: self.id(),
             name: self.name.as_deref().map(str::to_owned),
@@ -214,17 +183,29 @@ impl TaskRecord {
         }
     }
 
-    pub(crate) fn begin_poll(&self) {
+    /// Marks the start of a poll with the waker tokio gave the task. The
+    /// poll is made visible before `woken` is cleared (see the invariants).
+    pub(crate) fn begin_poll(&self, runtime_waker: Option<&Waker>) {
         self.poll_seq.fetch_add(1, Ordering::AcqRel);
+        let Some(runtime_waker) = runtime_waker else {
+            return;
+        };
+        self.woken.store(false, Ordering::SeqCst);
+        let mut slot = self.runtime_waker.lock();
+        match &*slot {
+            Some(existing) if existing.will_wake(runtime_waker) => {}
+            _ => *slot = Some(runtime_waker.clone()),
+        }
     }
 
     pub(crate) fn end_poll(&self) {
         self.poll_seq.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Classifies the task now. Never answers `BlockedForever` for a task that
-    /// can still be woken (see the module docs).
-    pub(crate) fn state(&self) -> TaskState {
+    /// Classifies the task now; `self` is the reader's own reference. Never
+    /// answers `BlockedForever` for a task that can still be woken (see the
+    /// module docs).
+    pub(crate) fn state(self: &Arc<Self>) -> TaskState {
         let before = self.poll_seq.load(Ordering::Acquire);
         if before % 2 == 1 {
             return TaskState::Running;
@@ -235,15 +216,9 @@ impl TaskRecord {
         if self.kind == TaskKind::Blocking {
             return TaskState::Running;
         }
-        let Some(probe) = self.probe.get() else {
-            return TaskState::Scheduled;
-        };
-        let references = probe.strong_count();
+        let references = Arc::strong_count(self);
         fence(Ordering::Acquire);
-        let woken = probe
-            .upgrade()
-            .map(|p| p.woken.load(Ordering::SeqCst))
-            .unwrap_or(false);
+        let woken = self.woken.load(Ordering::SeqCst);
         let after = self.poll_seq.load(Ordering::Acquire);
         if after != before {
             return TaskState::Running;
@@ -251,11 +226,24 @@ impl TaskRecord {
         if woken {
             return TaskState::Scheduled;
         }
-        // `upgrade` above briefly added one reference; `references` was read
-        // before it.
-        match references.saturating_sub(PROBE_BASELINE) {
+        match references.saturating_sub(WRAPPER_REFS + READER_REFS) {
             0 => TaskState::BlockedForever,
             wakers => TaskState::Waiting { wakers },
+        }
+    }
+}
+
+impl Wake for TaskRecord {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::SeqCst);
+        // Wake outside the lock: tokio's wake may take its own locks.
+        let runtime_waker = self.runtime_waker.lock().clone();
+        if let Some(waker) = runtime_waker {
+            waker.wake();
         }
     }
 }

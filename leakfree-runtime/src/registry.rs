@@ -21,10 +21,9 @@
 //! the panics lock is independent.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Instant;
 
 use parking_lot::Mutex;
@@ -33,6 +32,7 @@ use tokio::task::Id;
 use tokio_util::sync::CancellationToken;
 
 use crate::filter::Filters;
+use crate::id_hash::IdMap;
 use crate::record::{Role, TaskRecord};
 use crate::table::TaskTable;
 
@@ -127,7 +127,7 @@ pub(crate) struct ScopeShared {
     spawned: AtomicUsize,
     /// Tasks spawned with plain `tokio::spawn`, attributed to this scope by
     /// tokio's spawn hook (`hooks.rs`); empty without `tokio_unstable`.
-    hooked: Mutex<HashMap<Id, HookedTask>>,
+    hooked: Mutex<IdMap<Id, HookedTask>>,
     hooked_live: AtomicUsize,
     changed: Notify,
     closing: AtomicBool,
@@ -159,7 +159,7 @@ impl ScopeShared {
             known_live: AtomicUsize::new(0),
             ignored: AtomicUsize::new(0),
             spawned: AtomicUsize::new(0),
-            hooked: Mutex::new(HashMap::new()),
+            hooked: Mutex::new(IdMap::default()),
             hooked_live: AtomicUsize::new(0),
             changed: Notify::new(),
             closing: AtomicBool::new(false),
@@ -223,7 +223,7 @@ impl ScopeShared {
     }
 
     /// Adds a record; returns its key for [`ScopeShared::deregister`].
-    pub(crate) fn register(&self, record: Arc<TaskRecord>) -> usize {
+    pub(crate) fn register(&self, record: &Arc<TaskRecord>) -> usize {
         let regular = record.role == Role::Regular;
         self.known_task_started();
         self.spawned.fetch_add(1, Ordering::Relaxed);
@@ -232,14 +232,14 @@ impl ScopeShared {
         if regular {
             self.regular_live.fetch_add(1, Ordering::AcqRel);
         }
-        tasks.insert(record)
+        tasks.insert(Arc::downgrade(record))
     }
 
     /// Removes a record once its task's future is gone.
     pub(crate) fn deregister(&self, key: usize) {
         let removed = {
             let mut tasks = self.tasks.lock();
-            let removed = tasks.remove(key);
+            let removed = tasks.remove(key).and_then(|weak| weak.upgrade());
             let mut reached_zero = false;
             if let Some(record) = &removed {
                 if record.role == Role::Regular {
@@ -339,8 +339,7 @@ impl ScopeShared {
     /// Tracked blocking closures running now (they occupy pool threads).
     #[cfg_attr(not(tokio_unstable), allow(dead_code))]
     pub(crate) fn running_blocking(&self) -> usize {
-        self.tasks
-            .lock()
+        self.live_records()
             .iter()
             .filter(|record| {
                 record.kind == crate::record::TaskKind::Blocking
@@ -351,7 +350,7 @@ impl ScopeShared {
 
     /// The live records, in no particular order.
     pub(crate) fn live_records(&self) -> Vec<Arc<TaskRecord>> {
-        self.tasks.lock().iter().cloned().collect()
+        self.tasks.lock().iter().filter_map(Weak::upgrade).collect()
     }
 
     /// Stops the scope: no task may start in it any more, its token is

@@ -111,7 +111,7 @@ where
             let scope = context.scope.clone();
             let handle =
                 tokio::task::spawn_local(Tracked::new(future, context, record.clone(), key));
-            record.attach(handle.id(), handle.abort_handle());
+            record.attach(handle.abort_handle());
             if scope.is_closing() {
                 handle.abort();
             }
@@ -152,7 +152,7 @@ fn place(
         role
     };
     let record = Arc::new(TaskRecord::new(name.map(Box::from), location, kind, role));
-    let key = scope.register(record.clone());
+    let key = scope.register(&record);
     let context = TaskContext {
         scope,
         background: role == Role::Background,
@@ -188,7 +188,7 @@ where
         } => {
             let scope = context.scope.clone();
             let handle = tokio_spawn(name, Tracked::new(future, context, record.clone(), key));
-            record.attach(handle.id(), handle.abort_handle());
+            record.attach(handle.abort_handle());
             if scope.is_closing() {
                 handle.abort();
             }
@@ -231,7 +231,7 @@ where
             let mut context = Some(context);
             let handle = tokio::task::spawn_blocking(move || {
                 let registration = registration;
-                task_record.begin_poll();
+                task_record.begin_poll(None);
                 let result =
                     context::enter(&mut context, || catch_unwind(AssertUnwindSafe(function)));
                 match result {
@@ -244,7 +244,7 @@ where
                     }
                 }
             });
-            record.attach(handle.id(), handle.abort_handle());
+            record.attach(handle.abort_handle());
             if scope.is_closing() {
                 handle.abort();
             }

@@ -1,18 +1,19 @@
 //! A slab of task records: O(1) insert and remove by key, iteration over the
-//! live ones. Keys are reused after removal.
+//! live ones. Keys are reused after removal. It holds `Weak` references only:
+//! a record's strong count is its task's wrapper plus its wakers (`record.rs`).
 
-use std::sync::Arc;
+use std::sync::Weak;
 
 use crate::record::TaskRecord;
 
 #[derive(Debug, Default)]
 pub(crate) struct TaskTable {
-    slots: Vec<Option<Arc<TaskRecord>>>,
+    slots: Vec<Option<Weak<TaskRecord>>>,
     free: Vec<usize>,
 }
 
 impl TaskTable {
-    pub(crate) fn insert(&mut self, record: Arc<TaskRecord>) -> usize {
+    pub(crate) fn insert(&mut self, record: Weak<TaskRecord>) -> usize {
         match self.free.pop() {
             Some(key) => {
                 self.slots[key] = Some(record);
@@ -25,13 +26,13 @@ impl TaskTable {
         }
     }
 
-    pub(crate) fn remove(&mut self, key: usize) -> Option<Arc<TaskRecord>> {
+    pub(crate) fn remove(&mut self, key: usize) -> Option<Weak<TaskRecord>> {
         let record = self.slots.get_mut(key)?.take()?;
         self.free.push(key);
         Some(record)
     }
 
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<TaskRecord>> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Weak<TaskRecord>> {
         self.slots.iter().flatten()
     }
 }
@@ -42,13 +43,13 @@ mod tests {
     use crate::record::{Role, TaskKind};
     use std::panic::Location;
 
-    fn record() -> Arc<TaskRecord> {
-        Arc::new(TaskRecord::new(
+    fn record() -> Weak<TaskRecord> {
+        std::sync::Arc::downgrade(&std::sync::Arc::new(TaskRecord::new(
             None,
             Location::caller(),
             TaskKind::Async,
             Role::Regular,
-        ))
+        )))
     }
 
     #[test]

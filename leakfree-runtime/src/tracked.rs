@@ -2,7 +2,7 @@
 //!
 //! - [`Tracked`]: a spawned task. While polled it installs its scope as the
 //!   current context (so its own spawns land in the same scope), polls the
-//!   user's future with the task's [`WakerProbe`], records a panic before
+//!   user's future with the task's record as its waker, records a panic before
 //!   letting it continue to tokio, and deregisters when tokio drops it.
 //! - [`Released`]: a task an ignore filter let out of its scope: it runs
 //!   outside every scope and only keeps the scope's "known tasks" count right.
@@ -19,7 +19,7 @@ use std::task::{Context, Poll, Waker};
 use pin_project_lite::pin_project;
 
 use crate::context::{self, RestoreAfterDrop, TaskContext};
-use crate::record::{TaskRecord, WakerProbe};
+use crate::record::TaskRecord;
 use crate::registry::{Registration, ScopeShared};
 
 pin_project! {
@@ -38,7 +38,7 @@ pin_project! {
         // `None` only while moved into the thread-local during a poll.
         context: Option<TaskContext>,
         record: Arc<TaskRecord>,
-        probe: Arc<WakerProbe>,
+        // Made from `record`: the waker the future is polled with.
         waker: Waker,
     }
 
@@ -52,9 +52,7 @@ pin_project! {
 
 impl<F> Tracked<F> {
     pub(crate) fn new(inner: F, context: TaskContext, record: Arc<TaskRecord>, key: usize) -> Self {
-        let probe = Arc::new(WakerProbe::default());
-        record.attach_probe(&probe);
-        let waker = Waker::from(probe.clone());
+        let waker = Waker::from(record.clone());
         let registration = Registration::new(context.scope.clone(), key);
         Tracked {
             inner,
@@ -62,7 +60,6 @@ impl<F> Tracked<F> {
             registration,
             context: Some(context),
             record,
-            probe,
             waker,
         }
     }
@@ -73,12 +70,9 @@ impl<F: Future> Future for Tracked<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        // Order matters: the poll must be visible (odd `poll_seq`) before
-        // `woken` is cleared, or a verdict taken in between would see an
-        // idle task with no waker and not woken, and call a task that is
-        // being polled right now blocked forever.
-        this.record.begin_poll();
-        this.probe.begin_poll(cx.waker());
+        // Marks the poll before clearing `woken` (see `record.rs`): a verdict
+        // taken in between must not see an idle, unwoken task with no waker.
+        this.record.begin_poll(Some(cx.waker()));
         let mut probe_cx = Context::from_waker(this.waker);
         let inner = this.inner;
         let result = context::enter(this.context, || {
@@ -228,7 +222,7 @@ mod tests {
             TaskKind::Async,
             Role::Regular,
         ));
-        let key = scope.register(record.clone());
+        let key = scope.register(&record);
         let context = TaskContext {
             scope: scope.clone(),
             background: false,
