@@ -56,7 +56,7 @@ pub(crate) async fn run_exit_protocol(
     let unabortable = hooked.len();
     leaked.extend(hooked.iter().map(|(id, task)| task.info(*id, now)));
     // After the states are read: a dump re-polls (and wakes) every task.
-    if !leaked.is_empty() {
+    if settings.stuck_at && !leaked.is_empty() {
         let ids: Vec<_> = leaked.iter().filter_map(|task| task.id).collect();
         let mut stacks = crate::stuck_at::stuck_at(&ids).await;
         for task in &mut leaked {

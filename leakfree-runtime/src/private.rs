@@ -12,9 +12,12 @@ pub use crate::scope::ScopeBuilder;
 pub use ::core::time::Duration;
 
 /// Scope settings for a test: untracked tasks are counted (each test owns its
-/// runtime), leaks fail the test.
+/// runtime), leaked tasks' stacks are dumped where the build can, leaks fail
+/// the test.
 pub fn test_scope(name: &'static str) -> ScopeBuilder {
-    crate::Scope::builder(name).count_untracked(true)
+    crate::Scope::builder(name)
+        .count_untracked(true)
+        .stuck_at(true)
 }
 
 /// Scope settings for an annotated non-test `async fn` (a service entrypoint):

@@ -43,6 +43,8 @@ pub(crate) struct Settings {
     pub(crate) abort_timeout: std::time::Duration,
     pub(crate) filters: Filters,
     pub(crate) count_untracked: bool,
+    /// Take a task dump for the stuck-at stacks of leaked tasks.
+    pub(crate) stuck_at: bool,
 }
 
 /// A task leakfree did not spawn, attributed to a scope by tokio's spawn hook.

@@ -79,6 +79,7 @@ pub struct ScopeBuilder {
     abort_timeout: Duration,
     filters: Filters,
     count_untracked: bool,
+    stuck_at: bool,
     policy: Policy,
     detached: bool,
 }
@@ -141,6 +142,16 @@ impl ScopeBuilder {
         self
     }
 
+    /// Show where each leaked task is stuck, from a tokio task dump (only in
+    /// builds that can take one: `--cfg tokio_unstable` and the `taskdump`
+    /// feature, on Linux). Off by default: a dump re-polls every task of the
+    /// runtime, which a test can afford and a busy service should not pay on
+    /// every leaky call. Test scopes made by `#[leak_checked]` turn it on.
+    pub fn stuck_at(mut self, dump: bool) -> Self {
+        self.stuck_at = dump;
+        self
+    }
+
     /// Creates the scope. Its parent is the scope the caller runs in, if any.
     ///
     /// # Panics
@@ -161,6 +172,7 @@ impl ScopeBuilder {
             abort_timeout: self.abort_timeout,
             filters: self.filters,
             count_untracked: self.count_untracked,
+            stuck_at: self.stuck_at,
         };
         let shared = Arc::new(ScopeShared::new(self.name, settings, parent.as_ref()));
         shared.publish();
@@ -183,6 +195,7 @@ impl Scope {
             abort_timeout: DEFAULT_ABORT_TIMEOUT,
             filters: Filters::default(),
             count_untracked: false,
+            stuck_at: false,
             policy: Policy::Panic,
             detached: false,
         }

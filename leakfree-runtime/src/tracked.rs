@@ -209,6 +209,7 @@ mod tests {
             abort_timeout: std::time::Duration::ZERO,
             filters: Filters::default(),
             count_untracked: false,
+            stuck_at: false,
         };
         Arc::new(ScopeShared::new(Cow::Borrowed("unit"), settings, None))
     }
