@@ -4,7 +4,9 @@
 //! A dump re-polls every task of the runtime in a tracing mode (tokio's leaf
 //! futures record a backtrace, return `Pending` and wake the task), so it is
 //! taken *after* the verdict has read each task's state, and only when
-//! something leaked. It is bounded by a timeout: tokio's dump never finishes
+//! something leaked. That poll is real: a leaked task whose future would be
+//! ready if only it were polled (its waker was lost) may finish during the
+//! dump, and is then not among the aborted. It is bounded by a timeout: tokio's dump never finishes
 //! while a worker is blocked.
 //!
 //! A backtrace is trimmed to the frames that matter: the user's own frames
