@@ -27,6 +27,7 @@ pub(crate) async fn run_exit_protocol(
     baseline: Option<&Baseline>,
 ) -> LeakReport {
     let settings = &scope.settings;
+    let polls_at_body_end = settings.stuck_at.then(crate::poll_watch::sample);
 
     // 1. Settle.
     let deadline = Instant::now() + settings.grace;
@@ -56,14 +57,8 @@ pub(crate) async fn run_exit_protocol(
     let unabortable = hooked.len();
     leaked.extend(hooked.iter().map(|(id, task)| task.info(*id, now)));
     // After the states are read: a dump re-polls (and wakes) every task.
-    if settings.stuck_at && !leaked.is_empty() {
-        let ids: Vec<_> = leaked.iter().filter_map(|task| task.id).collect();
-        let mut stacks = crate::stuck_at::stuck_at(&ids).await;
-        for task in &mut leaked {
-            if let Some(stack) = task.id.and_then(|id| stacks.remove(&id)) {
-                task.stuck_at = stack;
-            }
-        }
+    if let Some(polls) = polls_at_body_end.filter(|_| !leaked.is_empty()) {
+        crate::stuck_at::attach(&mut leaked, &polls).await;
     }
 
     // 3. Enforce.

@@ -26,6 +26,12 @@
 //!     .on_task_terminate(|meta| { leakfree_runtime::hooks::on_task_terminate(meta); my_terminate_hook(meta) });
 //! ```
 //!
+//! With the `taskdump` feature, do the same for `on_before_task_poll` and
+//! `on_after_task_poll` (leakfree's `hooks::on_before_task_poll` and
+//! `hooks::on_after_task_poll`): without them a dump is still guarded by the
+//! leaked tasks' own states, but a worker stuck in a task leakfree does not
+//! track can stall it.
+//!
 //! # Invariants
 //! - An id is in the attribution map from its spawn hook to its terminate
 //!   hook; the map holds `Weak` scopes, so it never keeps a scope alive.
@@ -78,7 +84,10 @@ impl Drop for OwnSpawn {
     }
 }
 
-/// Installs leakfree's spawn and terminate hooks on a runtime builder.
+/// Installs leakfree's spawn and terminate hooks on a runtime builder, and in
+/// builds with the `taskdump` feature its poll hooks too (they tell which
+/// workers are stuck inside a poll, so a task dump is never requested while
+/// one is: tokio's dump would wait for that worker forever).
 ///
 /// ```
 /// let runtime = leakfree_runtime::hooks::install(&mut tokio::runtime::Builder::new_multi_thread())
@@ -90,8 +99,16 @@ impl Drop for OwnSpawn {
 pub fn install(builder: &mut Builder) -> &mut Builder {
     builder
         .on_task_spawn(on_task_spawn)
-        .on_task_terminate(on_task_terminate)
+        .on_task_terminate(on_task_terminate);
+    #[cfg(feature = "taskdump")]
+    builder
+        .on_before_task_poll(on_before_task_poll)
+        .on_after_task_poll(on_after_task_poll);
+    builder
 }
+
+#[cfg(feature = "taskdump")]
+pub use crate::poll_watch::{on_after_task_poll, on_before_task_poll};
 
 /// leakfree's spawn hook; call it from your own `on_task_spawn` if you have one.
 pub fn on_task_spawn(meta: &TaskMeta<'_>) {

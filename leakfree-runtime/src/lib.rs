@@ -42,6 +42,7 @@ mod id_hash;
 mod join;
 pub mod live;
 mod policy;
+mod poll_watch;
 mod record;
 mod registry;
 mod report;

@@ -6,8 +6,14 @@
 //! taken *after* the verdict has read each task's state, and only when
 //! something leaked. That poll is real: a leaked task whose future would be
 //! ready if only it were polled (its waker was lost) may finish during the
-//! dump, and is then not among the aborted. It is bounded by a timeout: tokio's dump never finishes
-//! while a worker is blocked.
+//! dump, and is then not among the aborted.
+//!
+//! tokio's dump on a multi-thread runtime waits for every worker, and stalls
+//! the whole runtime (timers too) while one is inside a poll that does not
+//! return. So no dump is requested when a leaked task is inside a poll or a
+//! worker has been inside one poll since the body ended (`poll_watch.rs`);
+//! the report then says the stack is not known and why. A dump that starts is
+//! still bounded by a timeout.
 //!
 //! A backtrace is trimmed to the frames that matter: the user's own frames
 //! (outside the cargo registry, the standard library and leakfree), root
@@ -27,7 +33,7 @@
             target_arch = "s390x"
         )
     )),
-    allow(dead_code)
+    allow(dead_code, unused_imports)
 )]
 
 use std::collections::HashMap;
@@ -35,11 +41,17 @@ use std::time::Duration;
 
 use tokio::task::Id;
 
+use crate::poll_watch::PollSample;
+use crate::record::{TaskKind, TaskState};
+use crate::report::TaskInfo;
+
 /// How long a dump may take before the report goes without it.
 pub(crate) const DUMP_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Stuck-at frames per task id, for the ids asked about; empty where the
-/// build cannot take dumps.
+/// Fills in each leaked task's stuck-at lines from a dump of the current
+/// runtime, unless a worker may be stuck inside a poll (then a dump would stall
+/// the runtime: every task gets one line saying why there is no stack).
+/// `since` was sampled when the scope's body ended.
 #[cfg(all(
     tokio_unstable,
     feature = "taskdump",
@@ -51,7 +63,71 @@ pub(crate) const DUMP_TIMEOUT: Duration = Duration::from_secs(2);
         target_arch = "s390x"
     )
 ))]
-pub(crate) async fn stuck_at(ids: &[Id]) -> HashMap<Id, Vec<String>> {
+pub(crate) async fn attach(leaked: &mut [TaskInfo], since: &PollSample) {
+    if let Some(reason) = dump_blocker(leaked, since) {
+        for task in leaked.iter_mut() {
+            task.stuck_at = vec![reason.to_owned()];
+        }
+        return;
+    }
+    let ids: Vec<Id> = leaked.iter().filter_map(|task| task.id).collect();
+    let mut stacks = stacks(&ids).await;
+    for task in leaked.iter_mut() {
+        if let Some(stack) = task.id.and_then(|id| stacks.remove(&id)) {
+            task.stuck_at = stack;
+        }
+    }
+}
+
+#[cfg(not(all(
+    tokio_unstable,
+    feature = "taskdump",
+    target_os = "linux",
+    any(
+        target_arch = "aarch64",
+        target_arch = "x86",
+        target_arch = "x86_64",
+        target_arch = "s390x"
+    )
+)))]
+pub(crate) async fn attach(_leaked: &mut [TaskInfo], _since: &PollSample) {}
+
+/// Why a dump must not be requested now, if it must not: a leaked async task
+/// is inside a poll (on a runtime without leakfree's poll hooks this is the
+/// only sign of a stuck worker there is), or a worker thread has been inside
+/// one poll since `since` was sampled.
+pub(crate) fn dump_blocker(leaked: &[TaskInfo], since: &PollSample) -> Option<&'static str> {
+    let polled_now = leaked
+        .iter()
+        .any(|task| task.kind == TaskKind::Async && task.state == TaskState::Running);
+    if polled_now {
+        Some(NOT_TAKEN_TASK_IN_POLL)
+    } else if since.still_inside() > 0 {
+        Some(NOT_TAKEN_WORKER_IN_POLL)
+    } else {
+        None
+    }
+}
+
+pub(crate) const NOT_TAKEN_TASK_IN_POLL: &str = "not known: no task dump was taken, a leaked task \
+     is inside a poll that has not returned (a dump would wait for it)";
+pub(crate) const NOT_TAKEN_WORKER_IN_POLL: &str = "not known: no task dump was taken, a worker \
+     thread has been inside one poll since the scope's body ended (a dump would wait for it)";
+
+/// Stuck-at frames per task id, for the ids asked about; empty if the dump
+/// timed out.
+#[cfg(all(
+    tokio_unstable,
+    feature = "taskdump",
+    target_os = "linux",
+    any(
+        target_arch = "aarch64",
+        target_arch = "x86",
+        target_arch = "x86_64",
+        target_arch = "s390x"
+    )
+))]
+async fn stacks(ids: &[Id]) -> HashMap<Id, Vec<String>> {
     let Ok(handle) = tokio::runtime::Handle::try_current() else {
         return HashMap::new();
     };
@@ -89,21 +165,6 @@ pub(crate) async fn stuck_at(ids: &[Id]) -> HashMap<Id, Vec<String>> {
             (task.id(), lines)
         })
         .collect()
-}
-
-#[cfg(not(all(
-    tokio_unstable,
-    feature = "taskdump",
-    target_os = "linux",
-    any(
-        target_arch = "aarch64",
-        target_arch = "x86",
-        target_arch = "x86_64",
-        target_arch = "s390x"
-    )
-)))]
-pub(crate) async fn stuck_at(_ids: &[Id]) -> HashMap<Id, Vec<String>> {
-    HashMap::new()
 }
 
 /// The directory frame paths are shown relative to, so that they read like

@@ -46,3 +46,75 @@ fn the_report_shows_where_the_task_is_stuck() {
         "a task awaiting a non-tokio future says so: {text}"
     );
 }
+
+// ---- a worker stuck inside a poll ---------------------------------------------
+//
+// tokio's dump waits for every worker of a multi-thread runtime; one spinning
+// inside a poll never joins, and the waiting workers would stall the runtime
+// (the check's own timers included). The check must finish anyway, without a
+// dump, and say why the stacks are missing.
+
+static SPIN_STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Ends every fixture's busy loop when the calling test is done.
+struct StopSpinning;
+
+impl Drop for StopSpinning {
+    fn drop(&mut self) {
+        SPIN_STOP.store(true, std::sync::atomic::Ordering::Release);
+    }
+}
+
+async fn spin(started: tokio::sync::oneshot::Sender<()>) {
+    started.send(()).unwrap();
+    while !SPIN_STOP.load(std::sync::atomic::Ordering::Acquire) {
+        std::hint::spin_loop();
+    }
+}
+
+#[leak_checked(flavor = "multi_thread", grace = "20ms")]
+#[test]
+#[ignore = "fixture: run by a_tracked_task_stuck_in_a_poll_is_reported_without_a_dump"]
+async fn tracked_spinner_leaks() {
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    spawn(spin(started_tx));
+    started_rx.await.unwrap();
+}
+
+#[test]
+fn a_tracked_task_stuck_in_a_poll_is_reported_without_a_dump() {
+    let _stop = StopSpinning;
+    let payload = catch_unwind(tracked_spinner_leaks).expect_err("the fixture leaks");
+    let text = payload.downcast_ref::<String>().unwrap();
+    assert!(
+        text.contains(
+            "stuck at: not known: no task dump was taken, a leaked task is inside a poll"
+        ),
+        "{text}"
+    );
+}
+
+#[leak_checked(flavor = "multi_thread", grace = "20ms")]
+#[test]
+#[ignore = "fixture: run by a_worker_stuck_in_an_untracked_poll_is_reported_without_a_dump"]
+async fn plain_spinner_leaks() {
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    // Plain tokio: seen by the spawn hook, but with no state of its own.
+    tokio::spawn(spin(started_tx));
+    started_rx.await.unwrap();
+    let (_keep, rx) = mpsc::channel::<u32>(1);
+    spawn(ping_loop(rx, _keep.clone()));
+}
+
+#[test]
+fn a_worker_stuck_in_an_untracked_poll_is_reported_without_a_dump() {
+    let _stop = StopSpinning;
+    let payload = catch_unwind(plain_spinner_leaks).expect_err("the fixture leaks");
+    let text = payload.downcast_ref::<String>().unwrap();
+    assert!(
+        text.contains(
+            "stuck at: not known: no task dump was taken, a worker thread has been inside one poll"
+        ),
+        "{text}"
+    );
+}
