@@ -50,9 +50,11 @@ mod runtime;
 mod scope;
 mod spawn;
 mod stuck_at;
+mod sync;
 mod table;
 mod tracked;
 mod untracked;
+mod wake_state;
 
 /// The README's code, compiled and run as doctests.
 #[cfg(doctest)]

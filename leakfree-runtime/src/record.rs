@@ -15,27 +15,25 @@
 //!   exists anywhere, nothing can ever wake the task: *blocked forever*.
 //!
 //! # Invariants
-//! - `poll_seq` is even between polls and odd during one; it grows by one at
-//!   each poll's start and end. A reader that sees the same even value before
-//!   and after reading the references saw a consistent idle task.
-//! - `woken` is set *before* a waker reference is dropped by `wake`, and reset
-//!   at the start of each poll, *after* `poll_seq` has turned odd (a reader
-//!   that sees the reset also sees the poll), so a reader that finds no waker
-//!   references and `woken == false` (after an acquire fence) knows the last
-//!   poll returned `Pending` without leaving any way to be woken. Extra
-//!   readers holding references at the same time can only make it err towards
+//! - The poll counter and woken flag live in [`WakeState`] (`wake_state.rs`,
+//!   model-checked by `tests/loom_wake_state.rs`): a reader that finds no
+//!   waker references and no wake since the last poll started knows that poll
+//!   returned `Pending` without leaving any way to be woken. Extra readers
+//!   holding references at the same time can only make it err towards
 //!   "waiting", never towards a false "blocked forever".
 //! - Only the wrapper and waker clones hold strong references while the task
 //!   lives (and, after a panic, the scope's panic list, when no waker matters).
 
 use std::panic::Location;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
+use std::sync::atomic::AtomicBool;
 use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::task::{AbortHandle, Id};
+
+use crate::wake_state::{Observed, WakeState};
 
 /// Strong references to a record that its task's wrapper holds.
 pub(crate) const WRAPPER_REFS: usize = 2;
@@ -116,8 +114,7 @@ pub(crate) struct TaskRecord {
     pub(crate) kind: TaskKind,
     pub(crate) role: Role,
     abort: Mutex<Option<AbortHandle>>,
-    poll_seq: AtomicU64,
-    woken: AtomicBool,
+    wake_state: WakeState,
     runtime_waker: Mutex<Option<Waker>>,
     /// Set when a `JoinHandle` returned the task's panic to its owner.
     pub(crate) panic_observed: AtomicBool,
@@ -137,8 +134,7 @@ impl TaskRecord {
             kind,
             role,
             abort: Mutex::new(None),
-            poll_seq: AtomicU64::new(0),
-            woken: AtomicBool::new(false),
+            wake_state: WakeState::new(),
             runtime_waker: Mutex::new(None),
             panic_observed: AtomicBool::new(false),
         }
@@ -186,11 +182,10 @@ impl TaskRecord {
     /// Marks the start of a poll with the waker tokio gave the task. The
     /// poll is made visible before `woken` is cleared (see the invariants).
     pub(crate) fn begin_poll(&self, runtime_waker: Option<&Waker>) {
-        self.poll_seq.fetch_add(1, Ordering::AcqRel);
+        self.wake_state.begin_poll(runtime_waker.is_some());
         let Some(runtime_waker) = runtime_waker else {
             return;
         };
-        self.woken.store(false, Ordering::SeqCst);
         let mut slot = self.runtime_waker.lock();
         match &*slot {
             Some(existing) if existing.will_wake(runtime_waker) => {}
@@ -199,36 +194,30 @@ impl TaskRecord {
     }
 
     pub(crate) fn end_poll(&self) {
-        self.poll_seq.fetch_add(1, Ordering::AcqRel);
+        self.wake_state.end_poll();
     }
 
     /// Classifies the task now; `self` is the reader's own reference. Never
     /// answers `BlockedForever` for a task that can still be woken (see the
     /// module docs).
     pub(crate) fn state(self: &Arc<Self>) -> TaskState {
-        let before = self.poll_seq.load(Ordering::Acquire);
-        if before % 2 == 1 {
-            return TaskState::Running;
-        }
-        if before == 0 {
-            return TaskState::Scheduled;
-        }
         if self.kind == TaskKind::Blocking {
-            return TaskState::Running;
+            // A closure has no waker: it is queued (never started) or running.
+            return match self.wake_state.observe(|| 0) {
+                Observed::NeverPolled => TaskState::Scheduled,
+                _ => TaskState::Running,
+            };
         }
-        let references = Arc::strong_count(self);
-        fence(Ordering::Acquire);
-        let woken = self.woken.load(Ordering::SeqCst);
-        let after = self.poll_seq.load(Ordering::Acquire);
-        if after != before {
-            return TaskState::Running;
-        }
-        if woken {
-            return TaskState::Scheduled;
-        }
-        match references.saturating_sub(WRAPPER_REFS + READER_REFS) {
-            0 => TaskState::BlockedForever,
-            wakers => TaskState::Waiting { wakers },
+        match self.wake_state.observe(|| Arc::strong_count(self)) {
+            Observed::NeverPolled => TaskState::Scheduled,
+            Observed::Polling => TaskState::Running,
+            Observed::Woken => TaskState::Scheduled,
+            Observed::Idle { references, .. } => {
+                match references.saturating_sub(WRAPPER_REFS + READER_REFS) {
+                    0 => TaskState::BlockedForever,
+                    wakers => TaskState::Waiting { wakers },
+                }
+            }
         }
     }
 }
@@ -239,7 +228,7 @@ impl Wake for TaskRecord {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.woken.store(true, Ordering::SeqCst);
+        self.wake_state.note_wake();
         // Wake outside the lock: tokio's wake may take its own locks.
         let runtime_waker = self.runtime_waker.lock().clone();
         if let Some(waker) = runtime_waker {

@@ -1,0 +1,104 @@
+//! The lock-free core of the blocked-forever verdict: a task's poll counter
+//! and woken flag, and the one way to read them together with the task's
+//! reference count.
+//!
+//! `record.rs` says what the pieces mean (the record is the task's waker, so
+//! its strong count minus the wrapper's and the reader's references is the
+//! number of wakers held somewhere). This file holds only the orderings, so
+//! that `tests/loom_wake_state.rs` can compile it against loom's atomics and
+//! check every interleaving of poll, wake, waker drop and a concurrent read.
+//!
+//! # Invariants
+//! - `poll_seq` is even between polls and odd during one; it grows by one at
+//!   each poll's start and end.
+//! - `woken` is set before the waker reference that woke is dropped, and
+//!   cleared only inside a poll, after `poll_seq` has turned odd. A reader that
+//!   sees the cleared flag therefore also sees the odd (or a later) count.
+//! - [`WakeState::observe`] reads the count, then the references, then (after
+//!   an acquire fence) the flag, then the count again. It answers
+//!   [`Observed::Idle`] only if both counts are the same even number and the
+//!   flag was clear: then the last poll returned with exactly the references
+//!   it read still alive, and no wake came since that poll started.
+//!
+//! Only atomics from `crate::sync` are used, so the file compiles unchanged
+//! in the model test.
+
+use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
+
+/// A task's poll counter and woken flag.
+#[derive(Debug)]
+pub(crate) struct WakeState {
+    poll_seq: AtomicU64,
+    woken: AtomicBool,
+}
+
+/// What one read of a [`WakeState`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Observed {
+    /// Not polled yet: spawned and waiting for its first poll.
+    NeverPolled,
+    /// Inside a poll, or a poll started or ended during the read.
+    Polling,
+    /// Woken since its last poll started: a poll is coming.
+    Woken,
+    /// Between polls, not woken since the last one started, with this many
+    /// strong references alive (the caller's own included) after `polls`
+    /// finished polls.
+    Idle { references: usize, polls: u64 },
+}
+
+impl WakeState {
+    pub(crate) fn new() -> Self {
+        WakeState {
+            poll_seq: AtomicU64::new(0),
+            woken: AtomicBool::new(false),
+        }
+    }
+
+    /// A poll starts: the count turns odd, and then, if `forget_wakes`, the
+    /// wakes before it are forgotten (this poll is their answer). The order
+    /// is what keeps a concurrent read from seeing a cleared flag with an
+    /// even count.
+    pub(crate) fn begin_poll(&self, forget_wakes: bool) {
+        self.poll_seq.fetch_add(1, Ordering::AcqRel);
+        if forget_wakes {
+            self.woken.store(false, Ordering::SeqCst);
+        }
+    }
+
+    /// The poll returned (the count turns even).
+    pub(crate) fn end_poll(&self) {
+        self.poll_seq.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A waker was called; before the caller drops its reference.
+    pub(crate) fn note_wake(&self) {
+        self.woken.store(true, Ordering::SeqCst);
+    }
+
+    /// Reads the state together with the strong reference count that
+    /// `references` returns (see the invariants for the order).
+    pub(crate) fn observe(&self, references: impl FnOnce() -> usize) -> Observed {
+        let before = self.poll_seq.load(Ordering::Acquire);
+        if before % 2 == 1 {
+            return Observed::Polling;
+        }
+        if before == 0 {
+            return Observed::NeverPolled;
+        }
+        let references = references();
+        fence(Ordering::Acquire);
+        let woken = self.woken.load(Ordering::SeqCst);
+        let after = self.poll_seq.load(Ordering::Acquire);
+        if after != before {
+            Observed::Polling
+        } else if woken {
+            Observed::Woken
+        } else {
+            Observed::Idle {
+                references,
+                polls: before / 2,
+            }
+        }
+    }
+}
