@@ -32,6 +32,7 @@
 //! # Crate layout
 //! One concept per module; this file only re-exports.
 
+mod abort_slot;
 mod context;
 mod env;
 mod exit;

@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio::task::{AbortHandle, Id};
 
+use crate::abort_slot::{Abort, AbortSlot};
 use crate::wake_state::{Observed, WakeState};
 
 /// Strong references to a record that its task's wrapper holds.
@@ -113,7 +114,7 @@ pub(crate) struct TaskRecord {
     pub(crate) spawned_at: Instant,
     pub(crate) kind: TaskKind,
     pub(crate) role: Role,
-    abort: Mutex<Option<AbortHandle>>,
+    abort: AbortSlot<AbortHandle>,
     wake_state: WakeState,
     runtime_waker: Mutex<Option<Waker>>,
     /// Set when a `JoinHandle` returned the task's panic to its owner.
@@ -133,33 +134,28 @@ impl TaskRecord {
             spawned_at: Instant::now(),
             kind,
             role,
-            abort: Mutex::new(None),
+            abort: AbortSlot::new(),
             wake_state: WakeState::new(),
             runtime_waker: Mutex::new(None),
             panic_observed: AtomicBool::new(false),
         }
     }
 
-    /// Links the record to the task tokio created for it.
-    pub(crate) fn attach(&self, abort: AbortHandle) {
-        *self.abort.lock() = Some(abort);
+    /// Links the record to the task tokio created for it; aborts the task at
+    /// once if its scope is `closing` (see `abort_slot.rs`).
+    pub(crate) fn attach(&self, abort: AbortHandle, closing: &AtomicBool) {
+        self.abort.attach(abort, closing);
     }
 
     pub(crate) fn id(&self) -> Option<Id> {
-        self.abort.lock().as_ref().map(AbortHandle::id)
+        self.abort.with(|handle| handle.map(AbortHandle::id))
     }
 
     /// Aborts the task; returns whether tokio's handle was known yet (a task
     /// still being spawned is aborted by its spawner, which sees the scope
     /// closing).
     pub(crate) fn abort(&self) -> bool {
-        match &*self.abort.lock() {
-            Some(handle) => {
-                handle.abort();
-                true
-            }
-            None => false,
-        }
+        self.abort.abort()
     }
 
     pub(crate) fn age(&self, now: Instant) -> Duration {
@@ -219,6 +215,12 @@ impl TaskRecord {
                 }
             }
         }
+    }
+}
+
+impl Abort for AbortHandle {
+    fn abort(&self) {
+        AbortHandle::abort(self);
     }
 }
 

@@ -12,8 +12,8 @@
 //!   zero; waiters register (`Notified::enable`) before checking the counters,
 //!   so no wake-up is lost.
 //! - Once `closing` is set it stays set. A spawn that registers after it is
-//!   aborted by the spawner itself (see `spawn.rs`): either the spawner sees
-//!   `closing`, or the closer sees the spawner's abort handle.
+//!   aborted by the spawner itself: either the spawner sees `closing`, or the
+//!   closer sees the spawner's abort handle (`abort_slot.rs`, loom-checked).
 //!
 //! # Deadlock safety
 //! Only one lock is taken at a time: the table lock is never held while
@@ -334,8 +334,10 @@ impl ScopeShared {
         self.known_live.load(Ordering::Acquire)
     }
 
-    pub(crate) fn is_closing(&self) -> bool {
-        self.closing.load(Ordering::SeqCst)
+    /// Gives a just-spawned task's record its abort handle; aborts the task
+    /// if the scope is already closing.
+    pub(crate) fn attach(&self, record: &TaskRecord, abort: tokio::task::AbortHandle) {
+        record.attach(abort, &self.closing);
     }
 
     /// Tracked blocking closures running now (they occupy pool threads).
@@ -358,7 +360,7 @@ impl ScopeShared {
     /// Stops the scope: no task may start in it any more, its token is
     /// cancelled and every live task is aborted. Returns how many were aborted.
     pub(crate) fn close(&self) -> usize {
-        self.closing.store(true, Ordering::SeqCst);
+        crate::abort_slot::start_closing(&self.closing);
         self.token.cancel();
         let live = self.live_records();
         live.iter().filter(|record| record.abort()).count()

@@ -8,10 +8,10 @@
 //! # Invariants
 //! - A record is registered *before* its task is handed to tokio, so a task
 //!   can never run (or finish) unregistered.
-//! - After handing the task to tokio the spawner attaches the abort handle and
-//!   then checks `closing`; the closer sets `closing` before collecting abort
-//!   handles. So a task spawned into a closing scope is always aborted by one
-//!   of the two.
+//! - After handing the task to tokio the spawner attaches the abort handle,
+//!   which aborts at once if the scope is closing; the closer sets `closing`
+//!   before aborting the handles it sees. So a task spawned into a closing
+//!   scope is always aborted by one of the two (`abort_slot.rs`, loom-checked).
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
@@ -111,10 +111,7 @@ where
             let scope = context.scope.clone();
             let handle =
                 tokio::task::spawn_local(Tracked::new(future, context, record.clone(), key));
-            record.attach(handle.abort_handle());
-            if scope.is_closing() {
-                handle.abort();
-            }
+            scope.attach(&record, handle.abort_handle());
             JoinHandle::new(handle, Some(record))
         }
     }
@@ -188,10 +185,7 @@ where
         } => {
             let scope = context.scope.clone();
             let handle = tokio_spawn(name, Tracked::new(future, context, record.clone(), key));
-            record.attach(handle.abort_handle());
-            if scope.is_closing() {
-                handle.abort();
-            }
+            scope.attach(&record, handle.abort_handle());
             JoinHandle::new(handle, Some(record))
         }
     }
@@ -244,10 +238,7 @@ where
                     }
                 }
             });
-            record.attach(handle.abort_handle());
-            if scope.is_closing() {
-                handle.abort();
-            }
+            scope.attach(&record, handle.abort_handle());
             JoinHandle::new(handle, Some(record))
         }
     }

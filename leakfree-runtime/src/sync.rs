@@ -1,5 +1,7 @@
-//! The atomics that model-checked cores (`wake_state.rs`) are written
-//! against: std's here; loom's in `tests/loom_wake_state.rs`, which compiles
-//! the same source files with its own `crate::sync`.
+//! The primitives that model-checked cores (`wake_state.rs`,
+//! `abort_slot.rs`) are written against: std's atomics and parking_lot's
+//! mutex here; loom's in `tests/loom_*.rs`, which compile the same source
+//! files with their own `crate::sync`.
 
+pub(crate) use parking_lot::Mutex;
 pub(crate) use std::sync::atomic;
