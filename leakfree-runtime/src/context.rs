@@ -31,7 +31,8 @@ thread_local! {
 }
 
 /// Runs `f` with the context in `slot` installed as current; puts it back into
-/// `slot` afterwards, also when `f` panics.
+/// `slot` afterwards, also when `f` panics. If the thread-local is gone (the
+/// thread is exiting), `f` runs with the context left in `slot`.
 pub(crate) fn enter<R>(slot: &mut Option<TaskContext>, f: impl FnOnce() -> R) -> R {
     struct Restore<'a> {
         slot: &'a mut Option<TaskContext>,
@@ -40,43 +41,47 @@ pub(crate) fn enter<R>(slot: &mut Option<TaskContext>, f: impl FnOnce() -> R) ->
     impl Drop for Restore<'_> {
         fn drop(&mut self) {
             let previous = self.previous.take();
-            let mine = CURRENT
-                .try_with(|current| current.replace(previous))
-                .ok()
-                .flatten();
-            *self.slot = mine;
+            if let Ok(mine) = CURRENT.try_with(|current| current.replace(previous)) {
+                *self.slot = mine;
+            }
         }
     }
-    let installed = slot.take();
-    let previous = CURRENT
-        .try_with(|current| current.replace(installed))
-        .ok()
-        .flatten();
-    let _restore = Restore { slot, previous };
-    f()
-}
-
-/// Installs a context for the rest of a value's drop: [`install_for_drop`]
-/// puts `context` in place and remembers what it replaced; dropping this
-/// guard restores that. A tracked task's wrapper declares this guard after its
-/// future, so the future's destructor (which may spawn) runs inside the scope.
-#[derive(Debug, Default)]
-pub(crate) struct RestoreAfterDrop {
-    previous: Option<Option<TaskContext>>,
-}
-
-impl RestoreAfterDrop {
-    pub(crate) fn install_for_drop(&mut self, context: Option<TaskContext>) {
-        let previous = CURRENT.try_with(|current| current.replace(context)).ok();
-        self.previous = previous;
+    let mut installed = slot.take();
+    match CURRENT.try_with(|current| current.replace(installed.take())) {
+        Ok(previous) => {
+            let _restore = Restore { slot, previous };
+            f()
+        }
+        Err(_) => {
+            *slot = installed;
+            f()
+        }
     }
 }
 
-impl Drop for RestoreAfterDrop {
-    fn drop(&mut self) {
-        if let Some(previous) = self.previous.take() {
-            let _ = CURRENT.try_with(|current| current.set(previous));
+/// Runs `f` with a reference to the current context, without cloning it.
+/// `f` must not enter another context (it runs with the slot emptied).
+pub(crate) fn with_current<R>(f: impl FnOnce(Option<&TaskContext>) -> R) -> R {
+    struct PutBack<'a> {
+        cell: &'a Cell<Option<TaskContext>>,
+        value: Option<TaskContext>,
+    }
+    impl Drop for PutBack<'_> {
+        fn drop(&mut self) {
+            self.cell.set(self.value.take());
         }
+    }
+    let mut f = Some(f);
+    let result = CURRENT.try_with(|current| {
+        let guard = PutBack {
+            cell: current,
+            value: current.take(),
+        };
+        (f.take().expect("called once"))(guard.value.as_ref())
+    });
+    match result {
+        Ok(value) => value,
+        Err(_) => (f.take().expect("not called yet"))(None),
     }
 }
 

@@ -26,10 +26,10 @@ pub struct JoinHandle<T> {
 }
 
 impl<T> JoinHandle<T> {
-    pub(crate) fn new(inner: tokio::task::JoinHandle<T>, record: Option<Arc<TaskRecord>>) -> Self {
+    pub(crate) fn new(inner: tokio::task::JoinHandle<T>, record: Option<&Arc<TaskRecord>>) -> Self {
         JoinHandle {
             inner,
-            record: record.as_ref().map(Arc::downgrade),
+            record: record.map(Arc::downgrade),
         }
     }
 

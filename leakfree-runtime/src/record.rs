@@ -177,15 +177,13 @@ impl TaskRecord {
 
     /// Marks the start of a poll with the waker tokio gave the task. The
     /// poll is made visible before `woken` is cleared (see the invariants).
-    pub(crate) fn begin_poll(&self, runtime_waker: Option<&Waker>) {
-        self.wake_state.begin_poll(runtime_waker.is_some());
-        let Some(runtime_waker) = runtime_waker else {
-            return;
-        };
-        let mut slot = self.runtime_waker.lock();
-        match &*slot {
-            Some(existing) if existing.will_wake(runtime_waker) => {}
-            _ => *slot = Some(runtime_waker.clone()),
+    /// `new_waker` is `Some` when the poller sees a waker different from the
+    /// one of the previous poll (see [`WakerIdentity`]): only then is it
+    /// stored, under the lock.
+    pub(crate) fn begin_poll(&self, polled: bool, new_waker: Option<&Waker>) {
+        self.wake_state.begin_poll(polled);
+        if let Some(runtime_waker) = new_waker {
+            *self.runtime_waker.lock() = Some(runtime_waker.clone());
         }
     }
 
@@ -214,6 +212,29 @@ impl TaskRecord {
                     wakers => TaskState::Waiting { wakers },
                 }
             }
+        }
+    }
+}
+
+/// Which waker a task was last polled with, by the addresses `Waker::will_wake`
+/// compares, kept by the task's poller so that an unchanged waker (tokio
+/// gives a task the same one every poll) costs no lock and no clone.
+#[derive(Debug, Default)]
+pub(crate) struct WakerIdentity(Option<(usize, usize)>);
+
+impl WakerIdentity {
+    /// The waker to store if `waker` is not the one seen last.
+    pub(crate) fn changed<'w>(&mut self, waker: &'w Waker) -> Option<&'w Waker> {
+        // Addresses only compared, never turned back into pointers.
+        let identity = (
+            waker.data() as usize,
+            std::ptr::from_ref(waker.vtable()) as usize,
+        );
+        if self.0 == Some(identity) {
+            None
+        } else {
+            self.0 = Some(identity);
+            Some(waker)
         }
     }
 }

@@ -6,8 +6,9 @@
 //!   the task's future is dropped (completion, abort, or runtime shutdown).
 //!   Dropping the future is the one event that removes it, so "in the table"
 //!   means "tokio still owns the future".
-//! - `regular_live` counts the table's `Role::Regular` records and `all_live`
-//!   all of them. Both change under the table lock, together with the table.
+//! - `live` counts the table's records: all of them in its low half, the
+//!   `Role::Regular` ones in its high half ([`LiveCount`]). It changes under
+//!   the table lock, together with the table, in one atomic update.
 //! - `changed` is notified (`notify_waiters`) whenever either counter reaches
 //!   zero; waiters register (`Notified::enable`) before checking the counters,
 //!   so no wake-up is lost.
@@ -22,7 +23,7 @@
 
 use std::borrow::Cow;
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Instant;
 
@@ -96,6 +97,32 @@ impl Drop for Registration {
     }
 }
 
+/// The scope's two live counts packed in one word, so that a task's start and
+/// end update both with one atomic operation: all live records in the low 32
+/// bits, the `Role::Regular` ones in the high 32 bits.
+#[derive(Debug, Clone, Copy)]
+struct LiveCount(u64);
+
+impl LiveCount {
+    const REGULAR: u64 = 1 << 32;
+
+    /// What one record of `role` adds.
+    fn of(role: Role) -> LiveCount {
+        match role {
+            Role::Regular => LiveCount(1 + Self::REGULAR),
+            Role::Background => LiveCount(1),
+        }
+    }
+
+    fn all(self) -> usize {
+        (self.0 & (Self::REGULAR - 1)) as usize
+    }
+
+    fn regular(self) -> usize {
+        (self.0 >> 32) as usize
+    }
+}
+
 /// A tracked task that panicked, kept until the verdict.
 #[derive(Debug)]
 pub(crate) struct PanickedTask {
@@ -119,14 +146,14 @@ pub(crate) struct ScopeShared {
     /// tasks; it must also count this scope's tracked tasks as known.
     untracked_root: Option<Arc<ScopeShared>>,
     tasks: Mutex<TaskTable>,
-    regular_live: AtomicUsize,
-    all_live: AtomicUsize,
+    live: AtomicU64,
+    /// Tasks ever tracked or hooked here; written only under the table lock.
+    spawned: AtomicUsize,
     /// Tasks alive in this scope's subtree that leakfree knows of (tracked
     /// anywhere below, or ignored by a filter); only kept by scopes that count
     /// untracked tasks.
     known_live: AtomicUsize,
     ignored: AtomicUsize,
-    spawned: AtomicUsize,
     /// Tasks spawned with plain `tokio::spawn`, attributed to this scope by
     /// tokio's spawn hook (`hooks.rs`); empty without `tokio_unstable`.
     hooked: Mutex<IdMap<Id, HookedTask>>,
@@ -156,11 +183,10 @@ impl ScopeShared {
             live_key: OnceLock::new(),
             untracked_root,
             tasks: Mutex::new(TaskTable::default()),
-            regular_live: AtomicUsize::new(0),
-            all_live: AtomicUsize::new(0),
+            live: AtomicU64::new(0),
+            spawned: AtomicUsize::new(0),
             known_live: AtomicUsize::new(0),
             ignored: AtomicUsize::new(0),
-            spawned: AtomicUsize::new(0),
             hooked: Mutex::new(IdMap::default()),
             hooked_live: AtomicUsize::new(0),
             changed: Notify::new(),
@@ -226,35 +252,40 @@ impl ScopeShared {
 
     /// Adds a record; returns its key for [`ScopeShared::deregister`].
     pub(crate) fn register(&self, record: &Arc<TaskRecord>) -> usize {
-        let regular = record.role == Role::Regular;
+        let role = record.role;
         self.known_task_started();
-        self.spawned.fetch_add(1, Ordering::Relaxed);
+        let weak = Arc::downgrade(record);
         let mut tasks = self.tasks.lock();
-        self.all_live.fetch_add(1, Ordering::AcqRel);
-        if regular {
-            self.regular_live.fetch_add(1, Ordering::AcqRel);
-        }
-        tasks.insert(Arc::downgrade(record))
+        // Only ever changed under the table lock: a load and a store, not a
+        // read-modify-write.
+        let spawned = self.spawned.load(Ordering::Relaxed);
+        self.spawned.store(spawned + 1, Ordering::Relaxed);
+        self.live.fetch_add(LiveCount::of(role).0, Ordering::AcqRel);
+        tasks.insert((weak, role))
     }
 
     /// Removes a record once its task's future is gone.
     pub(crate) fn deregister(&self, key: usize) {
-        let removed = {
+        let (removed, reached_zero) = {
             let mut tasks = self.tasks.lock();
-            let removed = tasks.remove(key).and_then(|weak| weak.upgrade());
-            let mut reached_zero = false;
-            if let Some(record) = &removed {
-                if record.role == Role::Regular {
-                    reached_zero |= self.regular_live.fetch_sub(1, Ordering::AcqRel) == 1;
+            match tasks.remove(key) {
+                Some((weak, role)) => {
+                    let delta = LiveCount::of(role);
+                    let before = LiveCount(self.live.fetch_sub(delta.0, Ordering::AcqRel));
+                    let after = LiveCount(before.0 - delta.0);
+                    let reached_zero =
+                        after.all() == 0 || (role == Role::Regular && after.regular() == 0);
+                    (Some(weak), reached_zero)
                 }
-                reached_zero |= self.all_live.fetch_sub(1, Ordering::AcqRel) == 1;
+                None => (None, false),
             }
-            (removed, reached_zero)
         };
-        if removed.0.is_some() {
+        // The table's `Weak` goes outside the lock.
+        if removed.is_some() {
             self.known_task_ended();
         }
-        if removed.1 {
+        drop(removed);
+        if reached_zero {
             self.changed.notify_waiters();
         }
     }
@@ -273,7 +304,13 @@ impl ScopeShared {
     #[cfg_attr(not(tokio_unstable), allow(dead_code))]
     pub(crate) fn hooked_task_started(&self, id: Id, location: &'static Location<'static>) {
         self.known_task_started();
-        self.spawned.fetch_add(1, Ordering::Relaxed);
+        // `spawned` changes only under the table lock (taken and released
+        // before the hooked map's: one lock at a time).
+        {
+            let _tasks = self.tasks.lock();
+            let spawned = self.spawned.load(Ordering::Relaxed);
+            self.spawned.store(spawned + 1, Ordering::Relaxed);
+        }
         let mut hooked = self.hooked.lock();
         hooked.insert(
             id,
@@ -323,11 +360,11 @@ impl ScopeShared {
     }
 
     pub(crate) fn regular_live(&self) -> usize {
-        self.regular_live.load(Ordering::Acquire)
+        LiveCount(self.live.load(Ordering::Acquire)).regular()
     }
 
     pub(crate) fn all_live(&self) -> usize {
-        self.all_live.load(Ordering::Acquire)
+        LiveCount(self.live.load(Ordering::Acquire)).all()
     }
 
     pub(crate) fn known_live(&self) -> usize {

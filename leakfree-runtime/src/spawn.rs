@@ -16,6 +16,9 @@
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use tokio::task::AbortHandle;
 
 use crate::context::{self, TaskContext};
 use crate::join::JoinHandle;
@@ -107,12 +110,12 @@ where
             context,
             record,
             key,
+            explicit,
         } => {
-            let scope = context.scope.clone();
             let handle =
                 tokio::task::spawn_local(Tracked::new(future, context, record.clone(), key));
-            scope.attach(&record, handle.abort_handle());
-            JoinHandle::new(handle, Some(record))
+            Placement::attach(explicit.as_deref(), &record, handle.abort_handle());
+            JoinHandle::new(handle, Some(&record))
         }
     }
 }
@@ -125,7 +128,28 @@ enum Placement {
         context: TaskContext,
         record: Arc<TaskRecord>,
         key: usize,
+        /// The scope again, when it was given explicitly; `None` when it is
+        /// the thread's current one, which is read in place after the spawn
+        /// (no second reference-count update on a shared counter).
+        explicit: Option<Arc<ScopeShared>>,
     },
+}
+
+impl Placement {
+    /// Gives a just-spawned task's record its abort handle (see the
+    /// invariants above).
+    fn attach(explicit: Option<&ScopeShared>, record: &TaskRecord, abort: AbortHandle) {
+        match explicit {
+            Some(scope) => scope.attach(record, abort),
+            None => context::with_current(|current| match current {
+                Some(current) => current.scope.attach(record, abort),
+                // Unreachable in practice (the context was read moments
+                // ago); without it the closing check cannot be made, and
+                // the scope's close still sees the published handle.
+                None => record.attach(abort, &AtomicBool::new(false)),
+            }),
+        }
+    }
 }
 
 fn place(
@@ -135,6 +159,7 @@ fn place(
     kind: TaskKind,
     location: &'static Location<'static>,
 ) -> Placement {
+    let explicit = context.is_some();
     let Some(context) = context.or_else(context::current) else {
         return Placement::Outside;
     };
@@ -150,6 +175,7 @@ fn place(
     };
     let record = Arc::new(TaskRecord::new(name.map(Box::from), location, kind, role));
     let key = scope.register(&record);
+    let explicit = explicit.then(|| scope.clone());
     let context = TaskContext {
         scope,
         background: role == Role::Background,
@@ -158,6 +184,7 @@ fn place(
         context,
         record,
         key,
+        explicit,
     }
 }
 
@@ -182,11 +209,11 @@ where
             context,
             record,
             key,
+            explicit,
         } => {
-            let scope = context.scope.clone();
             let handle = tokio_spawn(name, Tracked::new(future, context, record.clone(), key));
-            scope.attach(&record, handle.abort_handle());
-            JoinHandle::new(handle, Some(record))
+            Placement::attach(explicit.as_deref(), &record, handle.abort_handle());
+            JoinHandle::new(handle, Some(&record))
         }
     }
 }
@@ -216,6 +243,7 @@ where
             context,
             record,
             key,
+            explicit: _,
         } => {
             let scope = context.scope.clone();
             // Dropped with the closure, whether it ran or was cancelled
@@ -225,7 +253,7 @@ where
             let mut context = Some(context);
             let handle = tokio::task::spawn_blocking(move || {
                 let registration = registration;
-                task_record.begin_poll(None);
+                task_record.begin_poll(false, None);
                 let result =
                     context::enter(&mut context, || catch_unwind(AssertUnwindSafe(function)));
                 match result {
@@ -239,7 +267,7 @@ where
                 }
             });
             scope.attach(&record, handle.abort_handle());
-            JoinHandle::new(handle, Some(record))
+            JoinHandle::new(handle, Some(&record))
         }
     }
 }

@@ -1,19 +1,24 @@
 //! A slab of task records: O(1) insert and remove by key, iteration over the
 //! live ones. Keys are reused after removal. It holds `Weak` references only:
 //! a record's strong count is its task's wrapper plus its wakers (`record.rs`).
+//! Each slot also keeps the task's [`Role`], so removing a record never has to
+//! upgrade it.
 
 use std::sync::Weak;
 
-use crate::record::TaskRecord;
+use crate::record::{Role, TaskRecord};
+
+/// A live record and its role.
+pub(crate) type Slot = (Weak<TaskRecord>, Role);
 
 #[derive(Debug, Default)]
 pub(crate) struct TaskTable {
-    slots: Vec<Option<Weak<TaskRecord>>>,
+    slots: Vec<Option<Slot>>,
     free: Vec<usize>,
 }
 
 impl TaskTable {
-    pub(crate) fn insert(&mut self, record: Weak<TaskRecord>) -> usize {
+    pub(crate) fn insert(&mut self, record: Slot) -> usize {
         match self.free.pop() {
             Some(key) => {
                 self.slots[key] = Some(record);
@@ -26,14 +31,14 @@ impl TaskTable {
         }
     }
 
-    pub(crate) fn remove(&mut self, key: usize) -> Option<Weak<TaskRecord>> {
+    pub(crate) fn remove(&mut self, key: usize) -> Option<Slot> {
         let record = self.slots.get_mut(key)?.take()?;
         self.free.push(key);
         Some(record)
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Weak<TaskRecord>> {
-        self.slots.iter().flatten()
+        self.slots.iter().flatten().map(|(record, _)| record)
     }
 }
 
@@ -43,13 +48,14 @@ mod tests {
     use crate::record::{Role, TaskKind};
     use std::panic::Location;
 
-    fn record() -> Weak<TaskRecord> {
-        std::sync::Arc::downgrade(&std::sync::Arc::new(TaskRecord::new(
+    fn record() -> Slot {
+        let record = std::sync::Arc::new(TaskRecord::new(
             None,
             Location::caller(),
             TaskKind::Async,
             Role::Regular,
-        )))
+        ));
+        (std::sync::Arc::downgrade(&record), Role::Regular)
     }
 
     #[test]

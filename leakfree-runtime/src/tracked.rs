@@ -18,34 +18,50 @@ use std::task::{Context, Poll, Waker};
 
 use pin_project_lite::pin_project;
 
-use crate::context::{self, RestoreAfterDrop, TaskContext};
-use crate::record::TaskRecord;
-use crate::registry::{Registration, ScopeShared};
+use crate::context::{self, TaskContext};
+use crate::record::{TaskRecord, WakerIdentity};
+use crate::registry::ScopeShared;
 
 pin_project! {
     /// A tracked task's future.
+    ///
+    /// Holds one reference to its scope (in `context`) and two to its record
+    /// (`record` and `waker`, see `record.rs`): nothing else, so the spawn and
+    /// the end of a task cost as few reference-count updates as they can.
     pub(crate) struct Tracked<F> {
+        // `None` once dropped in place by `PinnedDrop`.
         #[pin]
-        inner: F,
-        // The fields below drop in this order, after `inner`: first the
-        // thread's context is restored, then the task leaves its scope's
-        // table. So tasks `inner`'s destructor spawns (a cascade during
-        // cancellation) land in this scope, which aborts them if it is
-        // closing, and the scope's live count never reaches zero before they
-        // are registered.
-        restore: RestoreAfterDrop,
-        registration: Registration,
-        // `None` only while moved into the thread-local during a poll.
+        inner: Option<F>,
+        // `None` only while moved into the thread-local during a poll or the
+        // inner future's drop.
         context: Option<TaskContext>,
+        // The task's place in its scope's table.
+        key: usize,
         record: Arc<TaskRecord>,
         // Made from `record`: the waker the future is polled with.
         waker: Waker,
+        // tokio's waker of the previous poll, by identity.
+        runtime_waker: WakerIdentity,
     }
 
     impl<F> PinnedDrop for Tracked<F> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            this.restore.install_for_drop(this.context.take());
+            // The inner future is dropped with the task's context installed,
+            // so tasks its destructor spawns (a cascade during cancellation)
+            // land in this scope, which aborts them if it is closing. Only
+            // then does the task leave the table: the scope's live count
+            // never reaches zero before those are registered.
+            let mut inner = this.inner;
+            let dropped = catch_unwind(AssertUnwindSafe(|| {
+                context::enter(this.context, || inner.set(None))
+            }));
+            if let Some(context) = this.context.as_ref() {
+                context.scope.deregister(*this.key);
+            }
+            if let Err(payload) = dropped {
+                resume_unwind(payload);
+            }
         }
     }
 }
@@ -53,14 +69,13 @@ pin_project! {
 impl<F> Tracked<F> {
     pub(crate) fn new(inner: F, context: TaskContext, record: Arc<TaskRecord>, key: usize) -> Self {
         let waker = Waker::from(record.clone());
-        let registration = Registration::new(context.scope.clone(), key);
         Tracked {
-            inner,
-            restore: RestoreAfterDrop::default(),
-            registration,
+            inner: Some(inner),
             context: Some(context),
+            key,
             record,
             waker,
+            runtime_waker: WakerIdentity::default(),
         }
     }
 }
@@ -72,9 +87,13 @@ impl<F: Future> Future for Tracked<F> {
         let this = self.project();
         // Marks the poll before clearing `woken` (see `record.rs`): a verdict
         // taken in between must not see an idle, unwoken task with no waker.
-        this.record.begin_poll(Some(cx.waker()));
+        let new_waker = this.runtime_waker.changed(cx.waker());
+        this.record.begin_poll(true, new_waker);
         let mut probe_cx = Context::from_waker(this.waker);
-        let inner = this.inner;
+        let inner = this
+            .inner
+            .as_pin_mut()
+            .expect("a tracked task is never polled after it is dropped");
         let result = context::enter(this.context, || {
             catch_unwind(AssertUnwindSafe(|| inner.poll(&mut probe_cx)))
         });
@@ -82,9 +101,11 @@ impl<F: Future> Future for Tracked<F> {
         match result {
             Ok(poll) => poll,
             Err(payload) => {
-                this.registration
-                    .scope
-                    .record_panic(this.record.clone(), panic_message(&*payload));
+                if let Some(context) = this.context.as_ref() {
+                    context
+                        .scope
+                        .record_panic(this.record.clone(), panic_message(&*payload));
+                }
                 resume_unwind(payload)
             }
         }

@@ -10,7 +10,7 @@
 //!
 //! # Invariants
 //! - `poll_seq` is even between polls and odd during one; it grows by one at
-//!   each poll's start and end.
+//!   each poll's start and end, written by the poller alone.
 //! - `woken` is set before the waker reference that woke is dropped, and
 //!   cleared only inside a poll, after `poll_seq` has turned odd. A reader that
 //!   sees the cleared flag therefore also sees the odd (or a later) count.
@@ -60,7 +60,7 @@ impl WakeState {
     /// is what keeps a concurrent read from seeing a cleared flag with an
     /// even count.
     pub(crate) fn begin_poll(&self, forget_wakes: bool) {
-        self.poll_seq.fetch_add(1, Ordering::AcqRel);
+        self.advance_poll_seq();
         if forget_wakes {
             self.woken.store(false, Ordering::SeqCst);
         }
@@ -68,7 +68,19 @@ impl WakeState {
 
     /// The poll returned (the count turns even).
     pub(crate) fn end_poll(&self) {
-        self.poll_seq.fetch_add(1, Ordering::AcqRel);
+        self.advance_poll_seq();
+    }
+
+    /// Adds one to `poll_seq`. The poller is its only writer (a task is
+    /// polled by one thread at a time), so a load and a release store do:
+    /// no read-modify-write is needed. What the poll does after the count
+    /// turns odd is ordered after it for any reader that sees its effects
+    /// (the `woken` clear is a release store, the waker references a task
+    /// drops are release decrements, and [`WakeState::observe`] reads both
+    /// before an acquire fence and the second count).
+    fn advance_poll_seq(&self) {
+        let seq = self.poll_seq.load(Ordering::Relaxed);
+        self.poll_seq.store(seq + 1, Ordering::Release);
     }
 
     /// A waker was called; before the caller drops its reference.
