@@ -25,8 +25,8 @@
 //!   lives (and, after a panic, the scope's panic list, when no waker matters).
 
 use std::panic::Location;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
 
@@ -111,12 +111,15 @@ impl TaskState {
 pub(crate) struct TaskRecord {
     pub(crate) name: Option<Box<str>>,
     pub(crate) location: &'static Location<'static>,
-    pub(crate) spawned_at: Instant,
+    spawned_at: SpawnInstant,
     pub(crate) kind: TaskKind,
     pub(crate) role: Role,
     abort: AbortSlot<AbortHandle>,
     wake_state: WakeState,
-    runtime_waker: Mutex<Option<Waker>>,
+    runtime_waker: RuntimeWaker,
+    /// Whether `runtime_waker` moved to its locked slot (see [`RuntimeWaker`];
+    /// outside it so that it fits in the record's spare bytes).
+    runtime_waker_replaced: AtomicBool,
     /// Set when a `JoinHandle` returned the task's panic to its owner.
     pub(crate) panic_observed: AtomicBool,
 }
@@ -131,12 +134,13 @@ impl TaskRecord {
         TaskRecord {
             name,
             location,
-            spawned_at: Instant::now(),
+            spawned_at: SpawnInstant::now(),
             kind,
             role,
             abort: AbortSlot::new(),
             wake_state: WakeState::new(),
-            runtime_waker: Mutex::new(None),
+            runtime_waker: RuntimeWaker::default(),
+            runtime_waker_replaced: AtomicBool::new(false),
             panic_observed: AtomicBool::new(false),
         }
     }
@@ -159,7 +163,7 @@ impl TaskRecord {
     }
 
     pub(crate) fn age(&self, now: Instant) -> Duration {
-        now.saturating_duration_since(self.spawned_at)
+        now.saturating_duration_since(self.spawned_at.instant())
     }
 
     /// The record as a report or the live view shows it.
@@ -183,7 +187,8 @@ impl TaskRecord {
     pub(crate) fn begin_poll(&self, polled: bool, new_waker: Option<&Waker>) {
         self.wake_state.begin_poll(polled);
         if let Some(runtime_waker) = new_waker {
-            *self.runtime_waker.lock() = Some(runtime_waker.clone());
+            self.runtime_waker
+                .set(runtime_waker, &self.runtime_waker_replaced);
         }
     }
 
@@ -212,6 +217,71 @@ impl TaskRecord {
                     wakers => TaskState::Waiting { wakers },
                 }
             }
+        }
+    }
+}
+
+/// When a task was spawned, in 8 bytes: nanoseconds since a process-wide
+/// epoch taken at the first spawn (an `Instant` takes 16).
+#[derive(Debug, Clone, Copy)]
+struct SpawnInstant(u64);
+
+static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+impl SpawnInstant {
+    fn now() -> SpawnInstant {
+        let epoch = *EPOCH;
+        // 2^64 ns is 584 years: the cast never truncates in practice.
+        SpawnInstant(Instant::now().saturating_duration_since(epoch).as_nanos() as u64)
+    }
+
+    fn instant(self) -> Instant {
+        *EPOCH + Duration::from_nanos(self.0)
+    }
+}
+
+/// The waker tokio polls a task with, which the record's wakes forward to.
+///
+/// tokio gives a task the same waker at every poll, so the first one is kept
+/// in a `OnceLock` and a wake reads it with one acquire load: no lock, no
+/// clone. A poll with a different waker (an executor other than tokio's, or
+/// a future polled by hand) moves it to `current`, behind a lock, for good,
+/// and sets the `replaced` flag the record keeps beside it.
+///
+/// # Invariant
+/// A wake can only come from a waker the task handed out during a poll,
+/// after that poll's `set`: a wake never finds the slot empty unless the
+/// task was never polled.
+#[derive(Debug, Default)]
+struct RuntimeWaker {
+    first: OnceLock<Waker>,
+    current: Mutex<Option<Waker>>,
+}
+
+impl RuntimeWaker {
+    /// Called by the poller (one at a time) with a waker that differs from
+    /// the previous poll's.
+    fn set(&self, waker: &Waker, replaced: &AtomicBool) {
+        if self.first.get().is_none() && !replaced.load(Ordering::Relaxed) {
+            let _ = self.first.set(waker.clone());
+            return;
+        }
+        // Store first, then flag: a wake that sees the flag finds the waker.
+        *self.current.lock() = Some(waker.clone());
+        replaced.store(true, Ordering::Release);
+    }
+
+    fn wake(&self, replaced: &AtomicBool) {
+        if !replaced.load(Ordering::Acquire) {
+            if let Some(waker) = self.first.get() {
+                waker.wake_by_ref();
+            }
+            return;
+        }
+        // Wake outside the lock: tokio's wake may take its own locks.
+        let waker = self.current.lock().clone();
+        if let Some(waker) = waker {
+            waker.wake();
         }
     }
 }
@@ -252,10 +322,6 @@ impl Wake for TaskRecord {
 
     fn wake_by_ref(self: &Arc<Self>) {
         self.wake_state.note_wake();
-        // Wake outside the lock: tokio's wake may take its own locks.
-        let runtime_waker = self.runtime_waker.lock().clone();
-        if let Some(waker) = runtime_waker {
-            waker.wake();
-        }
+        self.runtime_waker.wake(&self.runtime_waker_replaced);
     }
 }

@@ -147,7 +147,7 @@ pub(crate) struct ScopeShared {
     untracked_root: Option<Arc<ScopeShared>>,
     tasks: Mutex<TaskTable>,
     live: AtomicU64,
-    /// Tasks ever tracked or hooked here; written only under the table lock.
+    /// Tasks ever tracked here; written only under the table lock.
     spawned: AtomicUsize,
     /// Tasks alive in this scope's subtree that leakfree knows of (tracked
     /// anywhere below, or ignored by a filter); only kept by scopes that count
@@ -157,7 +157,9 @@ pub(crate) struct ScopeShared {
     /// Tasks spawned with plain `tokio::spawn`, attributed to this scope by
     /// tokio's spawn hook (`hooks.rs`); empty without `tokio_unstable`.
     hooked: Mutex<IdMap<Id, HookedTask>>,
+    /// Written only under the `hooked` lock, like `hooked_spawned`.
     hooked_live: AtomicUsize,
+    hooked_spawned: AtomicUsize,
     changed: Notify,
     closing: AtomicBool,
     panics: Mutex<Vec<PanickedTask>>,
@@ -189,6 +191,7 @@ impl ScopeShared {
             ignored: AtomicUsize::new(0),
             hooked: Mutex::new(IdMap::default()),
             hooked_live: AtomicUsize::new(0),
+            hooked_spawned: AtomicUsize::new(0),
             changed: Notify::new(),
             closing: AtomicBool::new(false),
             panics: Mutex::new(Vec::new()),
@@ -304,22 +307,21 @@ impl ScopeShared {
     #[cfg_attr(not(tokio_unstable), allow(dead_code))]
     pub(crate) fn hooked_task_started(&self, id: Id, location: &'static Location<'static>) {
         self.known_task_started();
-        // `spawned` changes only under the table lock (taken and released
-        // before the hooked map's: one lock at a time).
-        {
-            let _tasks = self.tasks.lock();
-            let spawned = self.spawned.load(Ordering::Relaxed);
-            self.spawned.store(spawned + 1, Ordering::Relaxed);
-        }
+        let spawned_at = Instant::now();
         let mut hooked = self.hooked.lock();
         hooked.insert(
             id,
             HookedTask {
                 location,
-                spawned_at: Instant::now(),
+                spawned_at,
             },
         );
-        self.hooked_live.fetch_add(1, Ordering::AcqRel);
+        // Both counters change only under the hooked map's lock: a load and
+        // a store each, no read-modify-write.
+        let spawned = self.hooked_spawned.load(Ordering::Relaxed);
+        self.hooked_spawned.store(spawned + 1, Ordering::Relaxed);
+        let live = self.hooked_live.load(Ordering::Relaxed);
+        self.hooked_live.store(live + 1, Ordering::Release);
     }
 
     /// Forgets a hooked task once tokio says it terminated.
@@ -330,7 +332,9 @@ impl ScopeShared {
             if hooked.remove(&id).is_none() {
                 return;
             }
-            self.hooked_live.fetch_sub(1, Ordering::AcqRel) == 1
+            let live = self.hooked_live.load(Ordering::Relaxed) - 1;
+            self.hooked_live.store(live, Ordering::Release);
+            live == 0
         };
         self.known_task_ended();
         if reached_zero {
@@ -356,7 +360,7 @@ impl ScopeShared {
     }
 
     pub(crate) fn spawned_total(&self) -> usize {
-        self.spawned.load(Ordering::Relaxed)
+        self.spawned.load(Ordering::Relaxed) + self.hooked_spawned.load(Ordering::Relaxed)
     }
 
     pub(crate) fn regular_live(&self) -> usize {

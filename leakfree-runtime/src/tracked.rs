@@ -307,6 +307,57 @@ mod tests {
     }
 
     #[test]
+    fn wakes_reach_the_waker_of_the_latest_poll() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::task::Wake;
+
+        #[derive(Default)]
+        struct Counting(AtomicUsize);
+        impl Wake for Counting {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+
+        let slot: Arc<Mutex<Option<Waker>>> = Arc::default();
+        let stored = slot.clone();
+        let (future, record, _scope) = tracked(poll_fn(move |cx| {
+            *stored.lock() = Some(cx.waker().clone());
+            Poll::<()>::Pending
+        }));
+        let mut future = std::pin::pin!(future);
+        let (first, second) = (Arc::new(Counting::default()), Arc::new(Counting::default()));
+        let count = |c: &Arc<Counting>| c.0.load(Ordering::SeqCst);
+
+        for _ in 0..2 {
+            let waker = Waker::from(first.clone());
+            assert!(
+                future
+                    .as_mut()
+                    .poll(&mut Context::from_waker(&waker))
+                    .is_pending()
+            );
+            slot.lock().as_ref().unwrap().wake_by_ref();
+        }
+        assert_eq!((count(&first), count(&second)), (2, 0));
+
+        let waker = Waker::from(second.clone());
+        assert!(
+            future
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+        slot.lock().take().unwrap().wake();
+        assert_eq!(
+            (count(&first), count(&second)),
+            (2, 1),
+            "the new poller's waker"
+        );
+        assert_eq!(record.state(), TaskState::Scheduled);
+    }
+
+    #[test]
     fn a_self_wake_during_poll_is_scheduled_not_blocked() {
         // What `yield_now` and coop budget exhaustion do.
         let (future, record, _scope) = tracked(poll_fn(|cx| {
