@@ -255,7 +255,8 @@ impl SpawnInstant {
 #[derive(Debug, Default)]
 struct RuntimeWaker {
     first: OnceLock<Waker>,
-    current: Mutex<Option<Waker>>,
+    // Boxed: the rare case should not make every record bigger.
+    current: Mutex<Option<Box<Waker>>>,
 }
 
 impl RuntimeWaker {
@@ -267,7 +268,7 @@ impl RuntimeWaker {
             return;
         }
         // Store first, then flag: a wake that sees the flag finds the waker.
-        *self.current.lock() = Some(waker.clone());
+        *self.current.lock() = Some(Box::new(waker.clone()));
         replaced.store(true, Ordering::Release);
     }
 
@@ -279,7 +280,7 @@ impl RuntimeWaker {
             return;
         }
         // Wake outside the lock: tokio's wake may take its own locks.
-        let waker = self.current.lock().clone();
+        let waker = self.current.lock().as_deref().cloned();
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -323,5 +324,25 @@ impl Wake for TaskRecord {
     fn wake_by_ref(self: &Arc<Self>) {
         self.wake_state.note_wake();
         self.runtime_waker.wake(&self.runtime_waker_replaced);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::wake_state::{Observed, WakeState};
+
+    #[test]
+    fn the_poll_counter_wraps_without_saying_never_polled() {
+        let state = WakeState::at_poll_seq(u32::MAX - 1);
+        assert!(matches!(state.observe(|| 1), Observed::Idle { .. }));
+        state.begin_poll(true);
+        assert_eq!(state.observe(|| 1), Observed::Polling);
+        state.end_poll();
+        assert!(
+            matches!(state.observe(|| 1), Observed::Idle { references: 1, .. }),
+            "after the wrap the task is idle, not never polled"
+        );
+        state.begin_poll(true);
+        assert_eq!(state.observe(|| 1), Observed::Polling);
     }
 }

@@ -9,8 +9,9 @@
 //! check every interleaving of poll, wake, waker drop and a concurrent read.
 //!
 //! # Invariants
-//! - `poll_seq` is even between polls and odd during one; it grows by one at
-//!   each poll's start and end, written by the poller alone.
+//! - `poll_seq` is even between polls and odd during one; it changes at each
+//!   poll's start and end (by one, or from the last odd value to 2 when it
+//!   wraps: 0 only ever means "never polled"), written by the poller alone.
 //! - `woken` is set before the waker reference that woke is dropped, and
 //!   cleared only inside a poll, after `poll_seq` has turned odd. A reader that
 //!   sees the cleared flag therefore also sees the odd (or a later) count.
@@ -23,12 +24,12 @@
 //! Only atomics from `crate::sync` are used, so the file compiles unchanged
 //! in the model test.
 
-use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
+use crate::sync::atomic::{AtomicBool, AtomicU32, Ordering, fence};
 
 /// A task's poll counter and woken flag.
 #[derive(Debug)]
 pub(crate) struct WakeState {
-    poll_seq: AtomicU64,
+    poll_seq: AtomicU32,
     woken: AtomicBool,
 }
 
@@ -44,13 +45,23 @@ pub(crate) enum Observed {
     /// Between polls, not woken since the last one started, with this many
     /// strong references alive (the caller's own included) after `polls`
     /// finished polls.
-    Idle { references: usize, polls: u64 },
+    Idle { references: usize, polls: u32 },
 }
 
 impl WakeState {
     pub(crate) fn new() -> Self {
         WakeState {
-            poll_seq: AtomicU64::new(0),
+            poll_seq: AtomicU32::new(0),
+            woken: AtomicBool::new(false),
+        }
+    }
+
+    /// A state whose poll counter is at `seq`, for tests of the wrap.
+    #[cfg(test)]
+    #[allow(dead_code)] // `tests/loom_wake_state.rs` compiles this file too
+    pub(crate) fn at_poll_seq(seq: u32) -> Self {
+        WakeState {
+            poll_seq: AtomicU32::new(seq),
             woken: AtomicBool::new(false),
         }
     }
@@ -80,7 +91,13 @@ impl WakeState {
     /// before an acquire fence and the second count).
     fn advance_poll_seq(&self) {
         let seq = self.poll_seq.load(Ordering::Relaxed);
-        self.poll_seq.store(seq + 1, Ordering::Release);
+        // 32 bits keep the record small; on wrapping (after 2^31 polls)
+        // the count skips 0, which means "never polled".
+        let next = match seq.wrapping_add(1) {
+            0 => 2,
+            next => next,
+        };
+        self.poll_seq.store(next, Ordering::Release);
     }
 
     /// A waker was called; before the caller drops its reference.
