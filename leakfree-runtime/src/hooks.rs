@@ -35,28 +35,74 @@
 //! # Invariants
 //! - An id is in the attribution map from its spawn hook to its terminate
 //!   hook; the map holds `Weak` scopes, so it never keeps a scope alive.
-//! - The map lock is never held while calling into a scope.
+//! - The map is sharded by id; one shard lock is held at a time, and never
+//!   while calling into a scope.
+//! - The map is the only record of a hooked task's location and age; its
+//!   scope keeps counts, and finds its tasks by scanning the map
+//!   ([`tasks_of`]), which only reports and the live view do.
 
 use std::cell::Cell;
+use std::hash::{BuildHasher, BuildHasherDefault};
+use std::panic::Location;
 use std::sync::{Arc, LazyLock, Weak};
+use std::time::Instant;
 
 use parking_lot::Mutex;
 use tokio::runtime::{Builder, TaskMeta};
 use tokio::task::Id;
 
 use crate::context;
-use crate::id_hash::IdMap;
-use crate::registry::ScopeShared;
+use crate::id_hash::{IdHasher, IdMap};
+use crate::registry::{HookedTask, ScopeShared};
 
 /// A task attributed by the spawn hook.
 struct Attribution {
     scope: Weak<ScopeShared>,
     /// Let out of the scope by a location filter: counted as known, not judged.
     ignored: bool,
+    location: &'static Location<'static>,
+    spawned_at: Instant,
 }
 
-static ATTRIBUTIONS: LazyLock<Mutex<IdMap<Id, Attribution>>> =
-    LazyLock::new(|| Mutex::new(IdMap::default()));
+/// Shards of the attribution map, so that workers spawning and ending tasks
+/// at the same time rarely wait for each other.
+const SHARDS: usize = 16;
+
+type Shard = Mutex<IdMap<Id, Attribution>>;
+
+static ATTRIBUTIONS: LazyLock<[Shard; SHARDS]> =
+    LazyLock::new(|| std::array::from_fn(|_| Mutex::new(IdMap::default())));
+
+/// The shard that holds `id`.
+fn shard(id: Id) -> &'static Shard {
+    let hash = BuildHasherDefault::<IdHasher>::default().hash_one(id);
+    // Bits the shard's own table does not use: it takes its bucket from the
+    // low bits and its control bytes from the top seven.
+    &ATTRIBUTIONS[(hash >> 40) as usize % SHARDS]
+}
+
+/// The hooked tasks attributed to `scope` and alive now (the map is the one
+/// place that keeps their locations and ages; reports and the live view read
+/// it through the scope).
+pub(crate) fn tasks_of(scope: &ScopeShared) -> Vec<(Id, HookedTask)> {
+    let mut tasks = Vec::new();
+    for shard in ATTRIBUTIONS.iter() {
+        let shard = shard.lock();
+        tasks.extend(
+            shard
+                .iter()
+                .filter(|(_, a)| !a.ignored && std::ptr::eq(a.scope.as_ptr(), scope))
+                .map(|(id, a)| {
+                    let task = HookedTask {
+                        location: a.location,
+                        spawned_at: a.spawned_at,
+                    };
+                    (*id, task)
+                }),
+        );
+    }
+    tasks
+}
 
 thread_local! {
     static SPAWNING_OWN: Cell<bool> = const { Cell::new(false) };
@@ -124,21 +170,21 @@ pub fn on_task_spawn(meta: &TaskMeta<'_>) {
     if ignored {
         scope.ignored_task_started();
     } else {
-        scope.hooked_task_started(meta.id(), location);
+        scope.hooked_task_started();
     }
-    ATTRIBUTIONS.lock().insert(
-        meta.id(),
-        Attribution {
-            scope: Arc::downgrade(&scope),
-            ignored,
-        },
-    );
+    let attribution = Attribution {
+        scope: Arc::downgrade(&scope),
+        ignored,
+        location,
+        spawned_at: Instant::now(),
+    };
+    shard(meta.id()).lock().insert(meta.id(), attribution);
 }
 
 /// leakfree's terminate hook; call it from your own `on_task_terminate` if
 /// you have one.
 pub fn on_task_terminate(meta: &TaskMeta<'_>) {
-    let attribution = ATTRIBUTIONS.lock().remove(&meta.id());
+    let attribution = shard(meta.id()).lock().remove(&meta.id());
     let Some(attribution) = attribution else {
         return;
     };
@@ -146,7 +192,7 @@ pub fn on_task_terminate(meta: &TaskMeta<'_>) {
         if attribution.ignored {
             scope.ignored_task_ended();
         } else {
-            scope.hooked_task_ended(meta.id());
+            scope.hooked_task_ended();
         }
     }
 }
@@ -157,7 +203,7 @@ fn spawning_scope() -> Option<Arc<ScopeShared>> {
         return Some(context.scope);
     }
     let parent = tokio::task::try_id()?;
-    let attributions = ATTRIBUTIONS.lock();
+    let attributions = shard(parent).lock();
     let attribution = attributions.get(&parent)?;
     if attribution.ignored {
         return None;

@@ -39,6 +39,7 @@ mod exit;
 mod filter;
 #[cfg(tokio_unstable)]
 pub mod hooks;
+#[cfg(tokio_unstable)]
 mod id_hash;
 mod join;
 pub mod live;

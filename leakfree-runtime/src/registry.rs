@@ -33,7 +33,6 @@ use tokio::task::Id;
 use tokio_util::sync::CancellationToken;
 
 use crate::filter::Filters;
-use crate::id_hash::IdMap;
 use crate::record::{Role, TaskRecord};
 use crate::table::TaskTable;
 
@@ -155,9 +154,8 @@ pub(crate) struct ScopeShared {
     known_live: AtomicUsize,
     ignored: AtomicUsize,
     /// Tasks spawned with plain `tokio::spawn`, attributed to this scope by
-    /// tokio's spawn hook (`hooks.rs`); empty without `tokio_unstable`.
-    hooked: Mutex<IdMap<Id, HookedTask>>,
-    /// Written only under the `hooked` lock, like `hooked_spawned`.
+    /// tokio's spawn hook (`hooks.rs`, whose map keeps them); zero without
+    /// `tokio_unstable`.
     hooked_live: AtomicUsize,
     hooked_spawned: AtomicUsize,
     changed: Notify,
@@ -189,7 +187,6 @@ impl ScopeShared {
             spawned: AtomicUsize::new(0),
             known_live: AtomicUsize::new(0),
             ignored: AtomicUsize::new(0),
-            hooked: Mutex::new(IdMap::default()),
             hooked_live: AtomicUsize::new(0),
             hooked_spawned: AtomicUsize::new(0),
             changed: Notify::new(),
@@ -303,39 +300,19 @@ impl ScopeShared {
         self.known_task_ended();
     }
 
-    /// Records a task the spawn hook attributed to this scope.
+    /// Counts a task the spawn hook attributed to this scope (the hook's
+    /// map keeps its id, location and age).
     #[cfg_attr(not(tokio_unstable), allow(dead_code))]
-    pub(crate) fn hooked_task_started(&self, id: Id, location: &'static Location<'static>) {
+    pub(crate) fn hooked_task_started(&self) {
         self.known_task_started();
-        let spawned_at = Instant::now();
-        let mut hooked = self.hooked.lock();
-        hooked.insert(
-            id,
-            HookedTask {
-                location,
-                spawned_at,
-            },
-        );
-        // Both counters change only under the hooked map's lock: a load and
-        // a store each, no read-modify-write.
-        let spawned = self.hooked_spawned.load(Ordering::Relaxed);
-        self.hooked_spawned.store(spawned + 1, Ordering::Relaxed);
-        let live = self.hooked_live.load(Ordering::Relaxed);
-        self.hooked_live.store(live + 1, Ordering::Release);
+        self.hooked_spawned.fetch_add(1, Ordering::Relaxed);
+        self.hooked_live.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Forgets a hooked task once tokio says it terminated.
+    /// Counts a hooked task's end, once tokio says it terminated.
     #[cfg_attr(not(tokio_unstable), allow(dead_code))]
-    pub(crate) fn hooked_task_ended(&self, id: Id) {
-        let reached_zero = {
-            let mut hooked = self.hooked.lock();
-            if hooked.remove(&id).is_none() {
-                return;
-            }
-            let live = self.hooked_live.load(Ordering::Relaxed) - 1;
-            self.hooked_live.store(live, Ordering::Release);
-            live == 0
-        };
+    pub(crate) fn hooked_task_ended(&self) {
+        let reached_zero = self.hooked_live.fetch_sub(1, Ordering::AcqRel) == 1;
         self.known_task_ended();
         if reached_zero {
             self.changed.notify_waiters();
@@ -348,11 +325,11 @@ impl ScopeShared {
 
     /// The hooked tasks alive now.
     pub(crate) fn hooked_tasks(&self) -> Vec<(Id, HookedTask)> {
-        self.hooked
-            .lock()
-            .iter()
-            .map(|(id, task)| (*id, task.clone()))
-            .collect()
+        #[cfg(tokio_unstable)]
+        if self.hooked_live() > 0 {
+            return crate::hooks::tasks_of(self);
+        }
+        Vec::new()
     }
 
     pub(crate) fn ignored_total(&self) -> usize {
