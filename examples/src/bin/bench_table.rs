@@ -415,7 +415,9 @@ fn hooked(out: &mut String, results: &Results) {
          Spawn + join of N trivial `tokio::spawn` tasks inside a scope on a runtime with \
          `leakfree_runtime::hooks::install`, against the same without hooks or scope, both in \
          the `tokio_unstable` build. Target: ≤ 1.30×.\n\n\
-         Command: `RUSTFLAGS=\"--cfg tokio_unstable\" CARGO_TARGET_DIR=target/tokio_unstable \
+         Command (an absolute target directory: criterion resolves a relative one from the \
+         benchmark's package directory): `RUSTFLAGS=\"--cfg tokio_unstable\" \
+         CARGO_TARGET_DIR=$PWD/target/tokio_unstable \
          cargo bench -p leakfree-runtime --bench overhead -- spawn_join/.*/tokio_spawn`\n\n\
          | flavor | N | tokio::spawn, no hooks | tokio::spawn, hooks + scope | ratio | target |\n\
          |---|---|---|---|---|---|\n",

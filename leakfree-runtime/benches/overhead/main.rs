@@ -10,7 +10,7 @@
 //! ```text
 //! cargo bench -p leakfree-runtime --bench overhead               # all groups
 //! cargo bench -p leakfree-runtime --bench overhead -- spawn_join # one group
-//! RUSTFLAGS="--cfg tokio_unstable" CARGO_TARGET_DIR=target/tokio_unstable \
+//! RUSTFLAGS="--cfg tokio_unstable" CARGO_TARGET_DIR=$PWD/target/tokio_unstable \
 //!   cargo bench -p leakfree-runtime --bench overhead -- spawn_join/.*/tokio_spawn
 //! ```
 
