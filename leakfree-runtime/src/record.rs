@@ -179,13 +179,14 @@ impl TaskRecord {
         }
     }
 
-    /// Marks the start of a poll with the waker tokio gave the task. The
-    /// poll is made visible before `woken` is cleared (see the invariants).
-    /// `new_waker` is `Some` when the poller sees a waker different from the
-    /// one of the previous poll (see [`WakerIdentity`]): only then is it
-    /// stored, under the lock.
-    pub(crate) fn begin_poll(&self, polled: bool, new_waker: Option<&Waker>) {
-        self.wake_state.begin_poll(polled);
+    /// Marks the start of a poll (or of a blocking closure's run). The poll
+    /// is made visible before `woken` is cleared (see the invariants);
+    /// `forget_wakes` is true for a real poll, whose waker the wakes before
+    /// it were answered by. `new_waker` is `Some` when the poller sees a
+    /// waker different from the one of the previous poll (see
+    /// [`WakerIdentity`]): only then is it stored.
+    pub(crate) fn begin_poll(&self, forget_wakes: bool, new_waker: Option<&Waker>) {
+        self.wake_state.begin_poll(forget_wakes);
         if let Some(runtime_waker) = new_waker {
             self.runtime_waker
                 .set(runtime_waker, &self.runtime_waker_replaced);
@@ -327,6 +328,8 @@ impl Wake for TaskRecord {
     }
 }
 
+// `WakeState`'s own test lives here: `wake_state.rs` is also compiled into
+// the loom model, where its atomics only work inside `loom::model`.
 #[cfg(test)]
 mod tests {
     use crate::wake_state::{Observed, WakeState};

@@ -328,26 +328,19 @@ mod tests {
         let mut future = std::pin::pin!(future);
         let (first, second) = (Arc::new(Counting::default()), Arc::new(Counting::default()));
         let count = |c: &Arc<Counting>| c.0.load(Ordering::SeqCst);
+        let mut poll_by = |poller: &Arc<Counting>| {
+            let waker = Waker::from(poller.clone());
+            let poll = future.as_mut().poll(&mut Context::from_waker(&waker));
+            assert!(poll.is_pending());
+        };
 
         for _ in 0..2 {
-            let waker = Waker::from(first.clone());
-            assert!(
-                future
-                    .as_mut()
-                    .poll(&mut Context::from_waker(&waker))
-                    .is_pending()
-            );
+            poll_by(&first);
             slot.lock().as_ref().unwrap().wake_by_ref();
         }
         assert_eq!((count(&first), count(&second)), (2, 0));
 
-        let waker = Waker::from(second.clone());
-        assert!(
-            future
-                .as_mut()
-                .poll(&mut Context::from_waker(&waker))
-                .is_pending()
-        );
+        poll_by(&second);
         slot.lock().take().unwrap().wake();
         assert_eq!(
             (count(&first), count(&second)),
