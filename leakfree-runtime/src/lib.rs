@@ -34,6 +34,7 @@
 
 mod abort_slot;
 mod context;
+mod duration;
 mod env;
 mod exit;
 mod filter;

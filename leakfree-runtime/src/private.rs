@@ -11,6 +11,16 @@ pub use crate::runtime::{Flavor, RuntimeOptions};
 pub use crate::scope::ScopeBuilder;
 pub use ::core::time::Duration;
 
+/// A duration of leakfree's one grammar (see `duration.rs`), evaluated in a
+/// constant the macro emits, so that a bad `grace` is a compile error at the
+/// string, from the same parser `LEAKFREE_GRACE` uses.
+pub const fn duration(text: &str) -> Duration {
+    match crate::duration::parse(text) {
+        Ok(duration) => duration,
+        Err(why) => panic!("{}", why.compile_error()),
+    }
+}
+
 /// Scope settings for a test: untracked tasks are counted (each test owns its
 /// runtime), leaked tasks' stacks are dumped where the build can, leaks fail
 /// the test.
