@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use leakfree_examples::eventbus::{
     self, Bus, Checked, Close, GRACE, SCOPE, leaks_by_topic, run_checked, scenario,
 };
-use leakfree_runtime::TaskState;
+use leakfree_runtime::report::TaskState;
 
 const SOURCE: &str = include_str!("../src/eventbus.rs");
 const TOPICS: usize = 5;

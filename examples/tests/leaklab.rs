@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use leakfree_examples::leaklab::{Counts, Mode, ModeOutcome, run_mode};
-use leakfree_runtime::TaskState;
+use leakfree_runtime::report::TaskState;
 
 const SOURCE: &str = include_str!("../src/leaklab.rs");
 const TASKS: usize = 5;

@@ -1,6 +1,11 @@
 //! tokio's task hooks (`--cfg tokio_unstable`): every `tokio::spawn`, third-party
 //! code included, attributed to the scope it was spawned in.
 //!
+//! [`install`] exists in every build, so a runtime you build yourself can
+//! call it unconditionally: without `--cfg tokio_unstable` it installs
+//! nothing (tokio has no hooks there), with it the spawn hooks, and in builds
+//! that take task dumps the poll hooks too.
+//!
 //! `on_task_spawn` runs on the spawning thread before the child is scheduled:
 //! - inside scoped work (a scope's body or a tracked task being polled) the
 //!   current context names the scope;
@@ -8,8 +13,7 @@
 //!   is that parent, and the attribution map names its scope: grandchildren
 //!   of any depth land in the same scope.
 //!
-//! Tasks leakfree spawns itself are skipped here (a thread-local flag is set
-//! around its own `tokio::spawn` calls): their records already say more.
+//! Tasks leakfree spawns itself are skipped (their records already say more).
 //! `on_task_terminate` removes the attribution and tells the scope, so a
 //! scope's settle is woken by these tasks' ends too, not only by polling.
 //!
@@ -32,181 +36,9 @@
 //! leaked tasks' own states, but a worker stuck in a task leakfree does not
 //! track can stall it.
 //!
-//! # Invariants
-//! - An id is in the attribution map from its spawn hook to its terminate
-//!   hook; the map holds `Weak` scopes, so it never keeps a scope alive.
-//! - The map is sharded by id; one shard lock is held at a time, and never
-//!   while calling into a scope.
-//! - The map is the only record of a hooked task's location and age; its
-//!   scope keeps counts, and finds its tasks by scanning the map
-//!   ([`tasks_of`]), which only reports and the live view do.
 
-use std::cell::Cell;
-use std::hash::{BuildHasher, BuildHasherDefault};
-use std::panic::Location;
-use std::sync::{Arc, LazyLock, Weak};
-use std::time::Instant;
-
-use parking_lot::Mutex;
-use tokio::runtime::{Builder, TaskMeta};
-use tokio::task::Id;
-
-use crate::context;
-use crate::id_hash::{IdHasher, IdMap};
-use crate::registry::{HookedTask, ScopeShared};
-
-/// A task attributed by the spawn hook.
-struct Attribution {
-    scope: Weak<ScopeShared>,
-    /// Let out of the scope by a location filter: counted as known, not judged.
-    ignored: bool,
-    location: &'static Location<'static>,
-    spawned_at: Instant,
-}
-
-/// Shards of the attribution map, so that workers spawning and ending tasks
-/// at the same time rarely wait for each other.
-const SHARDS: usize = 16;
-
-type Shard = Mutex<IdMap<Id, Attribution>>;
-
-static ATTRIBUTIONS: LazyLock<[Shard; SHARDS]> =
-    LazyLock::new(|| std::array::from_fn(|_| Mutex::new(IdMap::default())));
-
-/// The shard that holds `id`.
-fn shard(id: Id) -> &'static Shard {
-    let hash = BuildHasherDefault::<IdHasher>::default().hash_one(id);
-    // Bits the shard's own table does not use: it takes its bucket from the
-    // low bits and its control bytes from the top seven.
-    &ATTRIBUTIONS[(hash >> 40) as usize % SHARDS]
-}
-
-/// The hooked tasks attributed to `scope` and alive now (the map is the one
-/// place that keeps their locations and ages; reports and the live view read
-/// it through the scope).
-pub(crate) fn tasks_of(scope: &ScopeShared) -> Vec<(Id, HookedTask)> {
-    let mut tasks = Vec::new();
-    for shard in ATTRIBUTIONS.iter() {
-        let shard = shard.lock();
-        tasks.extend(
-            shard
-                .iter()
-                .filter(|(_, a)| !a.ignored && std::ptr::eq(a.scope.as_ptr(), scope))
-                .map(|(id, a)| {
-                    let task = HookedTask {
-                        location: a.location,
-                        spawned_at: a.spawned_at,
-                    };
-                    (*id, task)
-                }),
-        );
-    }
-    tasks
-}
-
-thread_local! {
-    static SPAWNING_OWN: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Marks the thread as running one of leakfree's own `tokio::spawn` calls
-/// until dropped, so the spawn hook skips it. A guard rather than a closure,
-/// so `#[track_caller]` still reaches tokio.
-pub(crate) struct OwnSpawn {
-    previous: bool,
-}
-
-impl OwnSpawn {
-    pub(crate) fn enter() -> OwnSpawn {
-        let previous = SPAWNING_OWN
-            .try_with(|flag| flag.replace(true))
-            .unwrap_or(false);
-        OwnSpawn { previous }
-    }
-}
-
-impl Drop for OwnSpawn {
-    fn drop(&mut self) {
-        let _ = SPAWNING_OWN.try_with(|flag| flag.set(self.previous));
-    }
-}
-
-/// Installs leakfree's spawn and terminate hooks on a runtime builder, and in
-/// builds with the `taskdump` feature its poll hooks too (they tell which
-/// workers are stuck inside a poll, so a task dump is never requested while
-/// one is: tokio's dump would wait for that worker forever).
-///
-/// ```
-/// let runtime = leakfree_runtime::hooks::install(&mut tokio::runtime::Builder::new_multi_thread())
-///     .enable_all()
-///     .build()
-///     .unwrap();
-/// # drop(runtime);
-/// ```
-pub fn install(builder: &mut Builder) -> &mut Builder {
-    builder
-        .on_task_spawn(on_task_spawn)
-        .on_task_terminate(on_task_terminate);
-    #[cfg(feature = "taskdump")]
-    builder
-        .on_before_task_poll(on_before_task_poll)
-        .on_after_task_poll(on_after_task_poll);
-    builder
-}
-
-#[cfg(feature = "taskdump")]
-pub use crate::poll_watch::{on_after_task_poll, on_before_task_poll};
-
-/// leakfree's spawn hook; call it from your own `on_task_spawn` if you have one.
-pub fn on_task_spawn(meta: &TaskMeta<'_>) {
-    if SPAWNING_OWN.try_with(Cell::get).unwrap_or(true) {
-        return;
-    }
-    let Some(scope) = spawning_scope() else {
-        return;
-    };
-    let location = meta.spawned_at();
-    let filters = &scope.settings.filters;
-    let ignored = !filters.is_empty() && filters.ignores(None, location);
-    if ignored {
-        scope.ignored_task_started();
-    } else {
-        scope.hooked_task_started();
-    }
-    let attribution = Attribution {
-        scope: Arc::downgrade(&scope),
-        ignored,
-        location,
-        spawned_at: Instant::now(),
-    };
-    shard(meta.id()).lock().insert(meta.id(), attribution);
-}
-
-/// leakfree's terminate hook; call it from your own `on_task_terminate` if
-/// you have one.
-pub fn on_task_terminate(meta: &TaskMeta<'_>) {
-    let attribution = shard(meta.id()).lock().remove(&meta.id());
-    let Some(attribution) = attribution else {
-        return;
-    };
-    if let Some(scope) = attribution.scope.upgrade() {
-        if attribution.ignored {
-            scope.ignored_task_ended();
-        } else {
-            scope.hooked_task_ended();
-        }
-    }
-}
-
-/// The scope a `tokio::spawn` happening now belongs to.
-fn spawning_scope() -> Option<Arc<ScopeShared>> {
-    if let Some(context) = context::current() {
-        return Some(context.scope);
-    }
-    let parent = tokio::task::try_id()?;
-    let attributions = shard(parent).lock();
-    let attribution = attributions.get(&parent)?;
-    if attribution.ignored {
-        return None;
-    }
-    attribution.scope.upgrade()
-}
+pub use crate::instrument::install;
+#[cfg(leakfree_taskdump)]
+pub use crate::instrument::{on_after_task_poll, on_before_task_poll};
+#[cfg(tokio_unstable)]
+pub use crate::instrument::{on_task_spawn, on_task_terminate};

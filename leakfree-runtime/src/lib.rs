@@ -29,35 +29,47 @@
 //!   scopes that own their runtime (tests): a test fails on them too, with a
 //!   count and a hint.
 //!
-//! # Crate layout
-//! One concept per module; this file only re-exports.
+//! # Architecture
+//! The modules follow the data flow, one layer per stage. Imports point
+//! down this list only (a layer uses those above it in the list, never those
+//! below), and `.ci/arch_check.py` checks that no two files import each
+//! other, directly or through others:
+//!
+//! 1. `report`: the vocabulary ([`LeakReport`], [`report::TaskInfo`],
+//!    [`report::TaskState`]…) and its text. Imports nothing of the crate.
+//! 2. `task`: one tracked task's record, which is also its waker, and the
+//!    two loom-checked cores (wake state, abort slot). Knows no scope.
+//! 3. `registry`: a scope's shared state, its task table, the thread's
+//!    current scope, ignore filters, the process's list of live scopes.
+//!    Calls none of the layers below: they read it.
+//! 4. `instrument`: what tokio's hooks add (`--cfg tokio_unstable`: the spawn
+//!    hook's attribution map; task-dump builds: the poll watch), with
+//!    stand-ins of the same names in builds without them.
+//! 5. `spawn`: the spawn functions, the wrapper futures, [`JoinHandle`].
+//! 6. `exit`: the exit protocol (settle, verdict, cancel, abort, zombies),
+//!    the untracked count, stuck-at stacks, verdict totals.
+//! 7. The public handles, each one file: `scope` ([`Scope`]), `policy`
+//!    ([`Policy`] and the environment overrides), `duration` (the one
+//!    duration grammar, below `policy`), `runtime` (the runtime the test
+//!    forms build), [`live`] (the live view), `hooks` (the public face of
+//!    `instrument`), and `__private` (what generated code calls) on top.
+//!
+//! Three build tiers, each named by one `cfg`: plain stable; `tokio_unstable`
+//! (spawn hooks); `leakfree_taskdump` (set by the build script where tokio
+//! can take task dumps: `tokio_unstable`, the `taskdump` feature, Linux).
 
-mod abort_slot;
-mod context;
 mod duration;
-mod env;
 mod exit;
-mod filter;
-#[cfg(tokio_unstable)]
 pub mod hooks;
-#[cfg(tokio_unstable)]
-mod id_hash;
-mod join;
+mod instrument;
 pub mod live;
 mod policy;
-mod poll_watch;
-mod record;
 mod registry;
-mod report;
+pub mod report;
 mod runtime;
 mod scope;
 mod spawn;
-mod stuck_at;
-mod sync;
-mod table;
-mod tracked;
-mod untracked;
-mod wake_state;
+mod task;
 
 /// The README's code, compiled and run as doctests.
 #[cfg(doctest)]
@@ -71,17 +83,9 @@ pub mod __private;
 #[doc(inline)]
 pub use leakfree_macros::leak_checked;
 
-pub use join::JoinHandle;
 pub use policy::Policy;
-pub use record::{TaskKind, TaskState};
-pub use report::{LeakGroup, LeakReport, TaskInfo, TaskPanic};
-pub use runtime::{Flavor, RuntimeOptions};
-pub use scope::{DEFAULT_ABORT_TIMEOUT, DEFAULT_GRACE, Scope, ScopeBuilder};
-pub use spawn::{spawn, spawn_background, spawn_blocking, spawn_local, spawn_named};
-pub use tracked::Entered;
-
-/// The cancellation token of the scope the caller runs in: cancelled when
-/// that scope ends. `None` outside any scope.
-pub fn current_token() -> Option<tokio_util::sync::CancellationToken> {
-    context::current().map(|c| c.scope.token.clone())
-}
+pub use report::LeakReport;
+pub use scope::{DEFAULT_ABORT_TIMEOUT, DEFAULT_GRACE, Scope, ScopeBuilder, current_token};
+pub use spawn::{
+    Entered, JoinHandle, spawn, spawn_background, spawn_blocking, spawn_local, spawn_named,
+};

@@ -20,97 +20,22 @@
 //! ```
 //!
 //! # Invariants
-//! - Every scope is in the live set from [`crate::Scope::builder`]'s `build`
-//!   until its shared state is dropped; it is listed until its exit protocol
-//!   has ended it.
-//! - The set holds `Weak` references only; upgraded scopes are collected
-//!   first and used after the set's lock is released, so dropping the last
-//!   reference to a scope (which removes it from the set) never happens under
-//!   the lock.
+//! - The view only reads: the registry keeps the list of live scopes (every
+//!   scope from [`ScopeBuilder::build`](crate::ScopeBuilder::build) until its
+//!   shared state is dropped) and the exit protocol keeps the verdict totals;
+//!   nothing below calls into this module. A scope is listed until its exit
+//!   protocol has ended it.
 //! - Counters are process-wide and only ever grow, except the gauges, which
 //!   are computed when read.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
-
-use crate::registry::ScopeShared;
-use crate::report::{LeakReport, TaskInfo, human_duration};
-
-#[derive(Default)]
-struct LiveSet {
-    slots: Vec<Option<Weak<ScopeShared>>>,
-    free: Vec<usize>,
-}
-
-static LIVE: Mutex<LiveSet> = Mutex::new(LiveSet {
-    slots: Vec::new(),
-    free: Vec::new(),
-});
-
-/// Adds a scope to the live set; returns its key.
-pub(crate) fn register(scope: &Arc<ScopeShared>) -> usize {
-    let weak = Arc::downgrade(scope);
-    let mut live = LIVE.lock();
-    match live.free.pop() {
-        Some(key) => {
-            live.slots[key] = Some(weak);
-            key
-        }
-        None => {
-            live.slots.push(Some(weak));
-            live.slots.len() - 1
-        }
-    }
-}
-
-/// Removes a scope from the live set (its shared state is being dropped).
-pub(crate) fn unregister(key: usize) {
-    let mut live = LIVE.lock();
-    if let Some(slot) = live.slots.get_mut(key) {
-        if slot.take().is_some() {
-            live.free.push(key);
-        }
-    }
-}
-
-/// How many slots the live set holds (used and free): bounded by the most
-/// scopes alive at once, however many have come and gone. For tests.
-#[doc(hidden)]
-pub fn __live_set_slots() -> usize {
-    LIVE.lock().slots.len()
-}
-
-fn live_scopes() -> Vec<Arc<ScopeShared>> {
-    let live = LIVE.lock();
-    live.slots
-        .iter()
-        .flatten()
-        .filter_map(Weak::upgrade)
-        .collect()
-    // The lock is released before the caller drops any of these.
-}
-
-static SCOPES_ENDED: AtomicU64 = AtomicU64::new(0);
-static LEAKS_FOUND: AtomicU64 = AtomicU64::new(0);
-static ZOMBIES_FOUND: AtomicU64 = AtomicU64::new(0);
-static PANICS_UNOBSERVED: AtomicU64 = AtomicU64::new(0);
-static SCOPES_WITH_LEAKS: AtomicU64 = AtomicU64::new(0);
-
-/// Counts a finished scope's verdict into the process-wide counters.
-pub(crate) fn count_verdict(report: &LeakReport) {
-    SCOPES_ENDED.fetch_add(1, Ordering::Relaxed);
-    let leaked = report.leaked().len() as u64 + report.untracked().unwrap_or(0) as u64;
-    LEAKS_FOUND.fetch_add(leaked, Ordering::Relaxed);
-    ZOMBIES_FOUND.fetch_add(report.zombies().len() as u64, Ordering::Relaxed);
-    PANICS_UNOBSERVED.fetch_add(report.panics().len() as u64, Ordering::Relaxed);
-    if !report.is_clean() {
-        SCOPES_WITH_LEAKS.fetch_add(1, Ordering::Relaxed);
-    }
-}
+use crate::exit::{Totals, totals};
+use crate::instrument::hooked_tasks;
+use crate::registry::{ScopeShared, live_scopes};
+use crate::report::{TaskInfo, group_tasks, human_duration, plural};
 
 /// Process-wide counters and gauges, for a metrics system to scrape.
 ///
@@ -139,14 +64,21 @@ pub struct Metrics {
 pub fn metrics() -> Metrics {
     let scopes = live_scopes();
     let live: Vec<&Arc<ScopeShared>> = scopes.iter().filter(|s| !s.is_ended()).collect();
+    let Totals {
+        scopes_ended,
+        scopes_with_leaks,
+        leaks_found,
+        zombies_found,
+        panics_unobserved,
+    } = totals();
     Metrics {
         live_scopes: live.len() as u64,
         live_tracked_tasks: live.iter().map(|s| s.all_live() as u64).sum(),
-        scopes_ended: SCOPES_ENDED.load(Ordering::Relaxed),
-        scopes_with_leaks: SCOPES_WITH_LEAKS.load(Ordering::Relaxed),
-        leaks_found: LEAKS_FOUND.load(Ordering::Relaxed),
-        zombies_found: ZOMBIES_FOUND.load(Ordering::Relaxed),
-        panics_unobserved: PANICS_UNOBSERVED.load(Ordering::Relaxed),
+        scopes_ended,
+        scopes_with_leaks,
+        leaks_found,
+        zombies_found,
+        panics_unobserved,
     }
 }
 
@@ -201,11 +133,23 @@ pub fn snapshot() -> LiveSnapshot {
         .map(|scope| ScopeView {
             name: scope.name.to_string(),
             age: now.saturating_duration_since(scope.started),
-            tasks: scope.task_infos(now),
+            tasks: task_infos(scope, now),
         })
         .collect();
     scopes.sort_by_key(|scope| std::cmp::Reverse(scope.age));
     LiveSnapshot { scopes }
+}
+
+/// A scope's live tasks as the view shows them: its tracked records, then
+/// the tasks tokio's spawn hook attributed to it.
+fn task_infos(scope: &ScopeShared, now: Instant) -> Vec<TaskInfo> {
+    let mut infos: Vec<TaskInfo> = scope
+        .live_records()
+        .iter()
+        .map(|record| record.info(now))
+        .collect();
+    infos.extend(hooked_tasks(scope).iter().map(|task| task.info(now)));
+    infos
 }
 
 impl fmt::Display for LiveSnapshot {
@@ -213,8 +157,8 @@ impl fmt::Display for LiveSnapshot {
         writeln!(
             f,
             "leakfree: {} live, {} live",
-            crate::report::plural(self.scopes.len(), "scope", "scopes"),
-            crate::report::plural(self.task_count(), "task", "tasks")
+            plural(self.scopes.len(), "scope", "scopes"),
+            plural(self.task_count(), "task", "tasks")
         )?;
         for scope in &self.scopes {
             writeln!(
@@ -222,9 +166,9 @@ impl fmt::Display for LiveSnapshot {
                 "scope `{}`, running {}, {}",
                 scope.name,
                 human_duration(scope.age),
-                crate::report::plural(scope.tasks.len(), "task", "tasks")
+                plural(scope.tasks.len(), "task", "tasks")
             )?;
-            for group in crate::report::group_tasks(&scope.tasks) {
+            for group in group_tasks(&scope.tasks) {
                 let first = group.tasks()[0];
                 let name = first.name().map(|n| format!(" {n:?}")).unwrap_or_default();
                 writeln!(
@@ -240,10 +184,56 @@ impl fmt::Display for LiveSnapshot {
                             .max()
                             .unwrap_or_default()
                     ),
-                    first.state().explain()
+                    first.state()
                 )?;
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::metrics;
+    use crate::registry::scope_list_slots;
+    use crate::{Scope, spawn};
+
+    /// About 35 seconds in a debug build on a 2-core machine.
+    const SCOPES: usize = 1_000_000;
+
+    /// Scopes created and ended by the million leave the registry flat: the
+    /// live view's gauges return to zero and the scope list's slots stay
+    /// bounded by the most scopes alive at once. A unit test, because the
+    /// slot count is internal.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_million_scopes_leave_the_registry_flat() {
+        let before = metrics();
+        let mut leaky = 0;
+        for i in 0..SCOPES {
+            let (_, report) = Scope::builder("churn")
+                .grace(Duration::ZERO)
+                .build()
+                .run_and_report(async move {
+                    spawn(async {}).await.unwrap();
+                    if i % 1000 == 0 {
+                        // Some scopes leak, so the cancelling path churns too.
+                        spawn(std::future::pending::<()>());
+                    }
+                })
+                .await;
+            leaky += usize::from(!report.is_clean());
+        }
+        let after = metrics();
+        assert_eq!(leaky, SCOPES.div_ceil(1000));
+        assert_eq!(after.live_scopes, 0, "every scope left the live set");
+        assert_eq!(after.live_tracked_tasks, 0, "every task left its scope");
+        assert_eq!(after.scopes_ended - before.scopes_ended, SCOPES as u64);
+        assert!(
+            scope_list_slots() <= 64,
+            "slots are reused: {} for {SCOPES} scopes",
+            scope_list_slots()
+        );
     }
 }

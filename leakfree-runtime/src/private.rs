@@ -6,16 +6,19 @@
 
 use std::future::Future;
 
+use crate::duration;
 pub use crate::policy::Policy;
+use crate::runtime::block_on_checked;
 pub use crate::runtime::{Flavor, RuntimeOptions};
+use crate::scope::Scope;
 pub use crate::scope::ScopeBuilder;
 pub use ::core::time::Duration;
 
-/// A duration of leakfree's one grammar (see `duration.rs`), evaluated in a
-/// constant the macro emits, so that a bad `grace` is a compile error at the
-/// string, from the same parser `LEAKFREE_GRACE` uses.
+/// A duration of leakfree's one grammar, evaluated in a constant the macro
+/// emits: a bad `grace` is a compile error at the string, from the same
+/// parser `LEAKFREE_GRACE` uses.
 pub const fn duration(text: &str) -> Duration {
-    match crate::duration::parse(text) {
+    match duration::parse(text) {
         Ok(duration) => duration,
         Err(why) => panic!("{}", why.compile_error()),
     }
@@ -25,15 +28,7 @@ pub const fn duration(text: &str) -> Duration {
 /// runtime), leaked tasks' stacks are dumped where the build can, leaks fail
 /// the test.
 pub fn test_scope(name: &'static str) -> ScopeBuilder {
-    crate::Scope::builder(name)
-        .count_untracked(true)
-        .stuck_at(true)
-}
-
-/// Scope settings for an annotated non-test `async fn` (a service entrypoint):
-/// the runtime is shared, so only tracked tasks are judged.
-pub fn service_scope(name: &'static str) -> ScopeBuilder {
-    crate::Scope::builder(name)
+    Scope::builder(name).count_untracked(true).stuck_at(true)
 }
 
 /// Service scope settings decided by the *user's* build: with
@@ -41,13 +36,13 @@ pub fn service_scope(name: &'static str) -> ScopeBuilder {
 /// is reached off the call path and logged. Generated code passes
 /// `::core::cfg!(debug_assertions)` as evaluated in the user's crate.
 pub fn service_scope_for(name: &'static str, debug_assertions: bool) -> ScopeBuilder {
-    crate::Scope::builder(name)
+    Scope::builder(name)
         .policy(Policy::for_build(debug_assertions))
         .detach_verdict(!debug_assertions)
 }
 
 /// The wrapping form: the body of an `async fn` that already runs on a runtime
-/// (`#[tokio::test]`, `#[tokio::main]`, or any caller).
+/// (`#[tokio::main]`, or any caller).
 pub async fn run_scoped<F: Future>(scope: ScopeBuilder, body: F) -> F::Output {
     scope.build().run(body).await
 }
@@ -59,5 +54,5 @@ pub fn block_on_test<F: Future>(
     runtime: RuntimeOptions,
     body: F,
 ) -> F::Output {
-    crate::runtime::block_on_checked(scope, runtime, body)
+    block_on_checked(scope, runtime, body)
 }

@@ -10,6 +10,7 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::time::Duration;
 
+use crate::instrument;
 use crate::scope::ScopeBuilder;
 
 /// Which tokio scheduler a self-contained test runs on.
@@ -71,8 +72,7 @@ impl RuntimeOptions {
             }
         };
         builder.enable_all();
-        #[cfg(tokio_unstable)]
-        crate::hooks::install(&mut builder);
+        instrument::install(&mut builder);
         if self.start_paused {
             pause_clock(&mut builder);
         }

@@ -20,17 +20,14 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::context::{self, TaskContext};
-use crate::exit::run_exit_protocol;
-use crate::filter::Filters;
-use crate::join::JoinHandle;
-use crate::policy::Policy;
-use crate::record::Role;
-use crate::registry::{ScopeShared, Settings};
-use crate::report::LeakReport;
-use crate::spawn::spawn_task;
-use crate::tracked::{CatchUnwind, Entered};
-use crate::untracked::Baseline;
+use crate::exit::{Baseline, run_exit_protocol};
+use crate::instrument::OwnSpawn;
+use crate::policy::{self, Policy};
+use crate::registry::context::{self, TaskContext};
+use crate::registry::{Filters, ScopeShared, Settings};
+use crate::report::{LeakReport, panic_text};
+use crate::spawn::{CatchUnwind, Entered, JoinHandle, spawn_task};
+use crate::task::Role;
 
 /// How long a scope waits for its tasks to finish on their own, by default.
 pub const DEFAULT_GRACE: Duration = Duration::from_millis(100);
@@ -158,7 +155,7 @@ impl ScopeBuilder {
     /// When `LEAKFREE_POLICY` or `LEAKFREE_GRACE` holds a value that does not
     /// parse; the message names the variable and the accepted values.
     pub fn build(self) -> Scope {
-        let overrides = crate::env::overrides();
+        let overrides = policy::overrides();
         let grace = overrides.grace.unwrap_or(self.grace);
         let policy = overrides.policy.clone().unwrap_or(self.policy);
         let parent = context::current().map(|c| c.scope);
@@ -184,6 +181,12 @@ impl ScopeBuilder {
             finished: false,
         }
     }
+}
+
+/// The cancellation token of the scope the caller runs in: cancelled when
+/// that scope ends. `None` outside any scope.
+pub fn current_token() -> Option<CancellationToken> {
+    context::current().map(|c| c.scope.token.clone())
 }
 
 impl Scope {
@@ -301,8 +304,7 @@ impl Scope {
         let policy = self.policy.clone();
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
-                #[cfg(tokio_unstable)]
-                let _own = crate::hooks::OwnSpawn::enter();
+                let _own = OwnSpawn::enter();
                 drop(handle.spawn(async move {
                     let report = run_exit_protocol(&shared, baseline.as_ref()).await;
                     policy.act_off_path(&report);
@@ -332,12 +334,7 @@ fn append_report(
     if report.is_clean() {
         return payload;
     }
-    let text = if let Some(text) = payload.downcast_ref::<&'static str>() {
-        Some((*text).to_owned())
-    } else {
-        payload.downcast_ref::<String>().cloned()
-    };
-    match text {
+    match panic_text(&*payload).map(str::to_owned) {
         Some(text) => Box::new(format!("{text}\n\n{report}")),
         None => {
             eprintln!("{report}");

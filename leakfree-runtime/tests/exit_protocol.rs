@@ -7,9 +7,8 @@
 use std::future::pending;
 use std::time::Duration;
 
-use leakfree_runtime::{
-    LeakReport, Scope, TaskKind, TaskState, spawn, spawn_background, spawn_blocking, spawn_named,
-};
+use leakfree_runtime::report::{TaskKind, TaskState};
+use leakfree_runtime::{LeakReport, Scope, spawn, spawn_background, spawn_blocking, spawn_named};
 use tokio::sync::{mpsc, oneshot};
 
 fn scope(name: &'static str) -> leakfree_runtime::ScopeBuilder {

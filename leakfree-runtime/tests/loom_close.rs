@@ -1,7 +1,7 @@
-//! Model check of `src/abort_slot.rs` with loom: a scope's close racing with
+//! Model check of `src/task/abort_slot.rs` with loom: a scope's close racing with
 //! spawns into it and with tasks finishing, every interleaving bounded to
 //! three preemptions. The scope's table is modelled as it is in
-//! `src/registry.rs`: a mutex-guarded list the spawner registers in before
+//! `src/registry/scope_shared.rs`: a mutex-guarded list the spawner registers in before
 //! tokio has the task, the finisher removes from, and the closer snapshots.
 //!
 //! What must hold: every task registered in a scope that closes is aborted
@@ -24,7 +24,7 @@ mod sync {
     }
 }
 
-#[path = "../src/abort_slot.rs"]
+#[path = "../src/task/abort_slot.rs"]
 #[allow(dead_code)]
 mod abort_slot;
 

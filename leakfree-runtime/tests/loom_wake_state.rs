@@ -1,4 +1,4 @@
-//! Model check of `src/wake_state.rs`, the lock-free core of the
+//! Model check of `src/task/wake_state.rs`, the lock-free core of the
 //! blocked-forever verdict, with loom: every interleaving of a task's polls,
 //! a waker's wake or drop, and concurrent reads (and the stale reads loom
 //! models for each ordering), bounded to three preemptions per execution.
@@ -17,7 +17,7 @@ mod sync {
     pub(crate) use loom::sync::atomic;
 }
 
-#[path = "../src/wake_state.rs"]
+#[path = "../src/task/wake_state.rs"]
 mod wake_state;
 
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

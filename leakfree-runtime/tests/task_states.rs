@@ -1,5 +1,5 @@
 //! The state leakfree reports for a leaked task, primitive by primitive, on
-//! real runtimes: the proof of the classifier in `src/record.rs`.
+//! real runtimes: the proof of the classifier in `src/task/record.rs`.
 //!
 //! What is proven, in both directions:
 //!
@@ -42,9 +42,8 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use leakfree_runtime::{
-    LeakReport, Scope, ScopeBuilder, TaskKind, TaskState, spawn, spawn_blocking,
-};
+use leakfree_runtime::report::{TaskKind, TaskState};
+use leakfree_runtime::{LeakReport, Scope, ScopeBuilder, spawn, spawn_blocking};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Barrier, Mutex, Notify, RwLock, Semaphore, broadcast, mpsc, oneshot, watch};

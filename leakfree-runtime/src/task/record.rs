@@ -15,8 +15,8 @@
 //!   exists anywhere, nothing can ever wake the task: *blocked forever*.
 //!
 //! # Invariants
-//! - The poll counter and woken flag live in [`WakeState`] (`wake_state.rs`,
-//!   model-checked by `tests/loom_wake_state.rs`): a reader that finds no
+//! - The poll counter and woken flag live in [`WakeState`] (model-checked by
+//!   `tests/loom_wake_state.rs`): a reader that finds no
 //!   waker references and no wake since the last poll started knows that poll
 //!   returned `Pending` without leaving any way to be woken. Extra readers
 //!   holding references at the same time can only make it err towards
@@ -33,23 +33,15 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio::task::{AbortHandle, Id};
 
-use crate::abort_slot::{Abort, AbortSlot};
-use crate::wake_state::{Observed, WakeState};
+use super::abort_slot::{Abort, AbortSlot};
+use super::wake_state::{Observed, WakeState};
+use crate::report::{TaskInfo, TaskKind, TaskState};
 
 /// Strong references to a record that its task's wrapper holds.
 pub(crate) const WRAPPER_REFS: usize = 2;
 
 /// Strong references a reader of [`TaskRecord::state`] holds (its own).
 const READER_REFS: usize = 1;
-
-/// What kind of work a tracked task runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TaskKind {
-    /// A future spawned onto the runtime.
-    Async,
-    /// A closure run on tokio's blocking pool (`spawn_blocking`).
-    Blocking,
-}
 
 /// Whether a task's survival is a leak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,51 +50,6 @@ pub(crate) enum Role {
     Regular,
     /// Started on purpose to run until the scope ends; cancelled, never a leak.
     Background,
-}
-
-/// Where a task stood when leakfree looked at it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum TaskState {
-    /// Pending, and no waker for it exists anywhere: nothing can ever wake it.
-    BlockedForever,
-    /// Pending, with this many wakers held (timers, I/O, channels, user code).
-    Waiting {
-        /// How many clones of the task's waker were alive.
-        wakers: usize,
-    },
-    /// Woken or newly spawned, waiting for a worker to poll it.
-    Scheduled,
-    /// Being polled (or, for blocking work, running) at that moment.
-    Running,
-    /// Spawned with plain `tokio::spawn` and seen through tokio's spawn hook
-    /// (`--cfg tokio_unstable`): leakfree holds no waker probe for it, and no
-    /// abort handle.
-    Unknown,
-}
-
-impl TaskState {
-    /// A one-line explanation for reports.
-    pub fn explain(&self) -> String {
-        match self {
-            TaskState::BlockedForever => {
-                "blocked forever: no waker held, nothing can wake it".to_owned()
-            }
-            TaskState::Waiting { wakers: 1 } => {
-                "waiting: 1 waker held (timer, I/O or channel)".to_owned()
-            }
-            TaskState::Waiting { wakers } => {
-                format!("waiting: {wakers} wakers held (timer, I/O or channel)")
-            }
-            TaskState::Scheduled => "scheduled: woken, waiting for a worker".to_owned(),
-            TaskState::Running => "running: inside a poll or blocking call".to_owned(),
-            TaskState::Unknown => {
-                "state unknown: spawned with plain tokio::spawn, seen by tokio's spawn hook; \
-                 leakfree cannot abort it"
-                    .to_owned()
-            }
-        }
-    }
 }
 
 /// One tracked task: what reports say about it, and the waker it is polled
@@ -121,7 +68,7 @@ pub(crate) struct TaskRecord {
     /// outside it so that it fits in the record's spare bytes).
     runtime_waker_replaced: AtomicBool,
     /// Set when a `JoinHandle` returned the task's panic to its owner.
-    pub(crate) panic_observed: AtomicBool,
+    panic_observed: AtomicBool,
 }
 
 impl TaskRecord {
@@ -146,7 +93,7 @@ impl TaskRecord {
     }
 
     /// Links the record to the task tokio created for it; aborts the task at
-    /// once if its scope is `closing` (see `abort_slot.rs`).
+    /// once if its scope is `closing` (see [`AbortSlot`]).
     pub(crate) fn attach(&self, abort: AbortHandle, closing: &AtomicBool) {
         self.abort.attach(abort, closing);
     }
@@ -167,16 +114,25 @@ impl TaskRecord {
     }
 
     /// The record as a report or the live view shows it.
-    pub(crate) fn info(self: &Arc<Self>, now: Instant) -> crate::report::TaskInfo {
-        crate::report::TaskInfo {
-            id: self.id(),
-            name: self.name.as_deref().map(str::to_owned),
-            location: self.location,
-            age: self.age(now),
-            state: self.state(),
-            kind: self.kind,
-            stuck_at: Vec::new(),
-        }
+    pub(crate) fn info(self: &Arc<Self>, now: Instant) -> TaskInfo {
+        TaskInfo::tracked(
+            self.id(),
+            self.name.as_deref(),
+            self.location,
+            self.age(now),
+            self.state(),
+            self.kind,
+        )
+    }
+
+    /// Notes that a `JoinHandle` returned the task's panic to its owner (or
+    /// gave up knowing whether it would), so the panic is not reported.
+    pub(crate) fn mark_panic_observed(&self) {
+        self.panic_observed.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn panic_observed(&self) -> bool {
+        self.panic_observed.load(Ordering::Acquire)
     }
 
     /// Marks the start of a poll (or of a blocking closure's run). The poll
@@ -328,11 +284,11 @@ impl Wake for TaskRecord {
     }
 }
 
-// `WakeState`'s own test lives here: `wake_state.rs` is also compiled into
+// `WakeState`'s own test lives here: its module is also compiled into
 // the loom model, where its atomics only work inside `loom::model`.
 #[cfg(test)]
 mod tests {
-    use crate::wake_state::{Observed, WakeState};
+    use super::super::wake_state::{Observed, WakeState};
 
     #[test]
     fn the_poll_counter_wraps_without_saying_never_polled() {

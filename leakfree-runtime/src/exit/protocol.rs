@@ -2,7 +2,7 @@
 //!
 //! 1. **Settle**: wait, woken by task termination, until the scope's regular
 //!    tasks are gone or the grace period ends; then, for scopes that count
-//!    untracked tasks, until the runtime's count agrees (see `untracked.rs`).
+//!    untracked tasks, until the runtime's count agrees (see [`Baseline`]).
 //! 2. **Verdict**: regular tasks still alive are leaked; background tasks are
 //!    not.
 //! 3. **Enforce**: close the scope (cancel its token, abort every task), then
@@ -17,17 +17,20 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use crate::record::Role;
+use super::stuck_at;
+use super::totals;
+use super::untracked::Baseline;
+use crate::instrument::{self, PollSample};
 use crate::registry::ScopeShared;
 use crate::report::{LeakReport, TaskInfo, TaskPanic, UntrackedCount};
-use crate::untracked::Baseline;
+use crate::task::Role;
 
 pub(crate) async fn run_exit_protocol(
     scope: &Arc<ScopeShared>,
     baseline: Option<&Baseline>,
 ) -> LeakReport {
     let settings = &scope.settings;
-    let polls_at_body_end = settings.stuck_at.then(crate::poll_watch::sample);
+    let polls_at_body_end: Option<PollSample> = settings.stuck_at.then(instrument::sample);
 
     // 1. Settle.
     let deadline = Instant::now() + settings.grace;
@@ -35,11 +38,11 @@ pub(crate) async fn run_exit_protocol(
         .wait_until(|s| s.regular_live() == 0 && s.hooked_live() == 0, deadline)
         .await;
     let untracked = match baseline {
-        Some(baseline) => Some(UntrackedCount {
-            alive: baseline.settle(scope, deadline).await,
-            blocking: baseline.untracked_blocking(scope),
-            fails: settings.count_untracked,
-        }),
+        Some(baseline) => Some(UntrackedCount::new(
+            baseline.settle(scope, deadline).await,
+            baseline.untracked_blocking(scope),
+            settings.count_untracked,
+        )),
         None => None,
     };
 
@@ -53,12 +56,12 @@ pub(crate) async fn run_exit_protocol(
         .collect();
     let background_cancelled = survivors.len() - leaked.len();
     drop(survivors);
-    let hooked = scope.hooked_tasks();
+    let hooked = instrument::hooked_tasks(scope);
     let unabortable = hooked.len();
-    leaked.extend(hooked.iter().map(|(id, task)| task.info(*id, now)));
+    leaked.extend(hooked.iter().map(|task| task.info(now)));
     // After the states are read: a dump re-polls (and wakes) every task.
     if let Some(polls) = polls_at_body_end.filter(|_| !leaked.is_empty()) {
-        crate::stuck_at::attach(&mut leaked, &polls).await;
+        leaked = stuck_at::attach(leaked, &polls).await;
     }
 
     // 3. Enforce.
@@ -78,28 +81,29 @@ pub(crate) async fn run_exit_protocol(
     let panics = scope
         .take_unobserved_panics()
         .into_iter()
-        .map(|panicked| TaskPanic {
-            id: panicked.record.id(),
-            name: panicked.record.name.as_deref().map(str::to_owned),
-            location: panicked.record.location,
-            message: panicked.message,
+        .map(|panicked| {
+            let record = &panicked.record;
+            TaskPanic::new(
+                record.id(),
+                record.name.as_deref(),
+                record.location,
+                panicked.message,
+            )
         })
         .collect();
 
-    let report = LeakReport {
-        scope: scope.name.to_string(),
-        grace: settings.grace,
-        spawned: scope.spawned_total(),
-        leaked,
-        zombies,
-        panics,
-        untracked,
-        aborted,
-        unabortable,
-        background_cancelled,
-        ignored: scope.ignored_total(),
-    };
+    // The one place tracked records, hooked tasks and untracked counts meet.
+    let report = LeakReport::new(
+        &scope.name,
+        settings.grace,
+        scope.spawned_total(),
+        scope.ignored_total(),
+    )
+    .with_leaked(leaked, unabortable)
+    .with_untracked(untracked)
+    .with_enforcement(aborted, background_cancelled, zombies)
+    .with_panics(panics);
     scope.mark_ended();
-    crate::live::count_verdict(&report);
+    totals::count_verdict(&report);
     report
 }

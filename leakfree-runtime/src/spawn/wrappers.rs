@@ -4,12 +4,11 @@
 //!   current context (so its own spawns land in the same scope), polls the
 //!   user's future with the task's record as its waker, records a panic before
 //!   letting it continue to tokio, and deregisters when tokio drops it.
-//! - [`Released`]: a task an ignore filter let out of its scope: it runs
+//! - [`Ignored`]: a task an ignore filter let out of its scope: it runs
 //!   outside every scope and only keeps the scope's "known tasks" count right.
 //! - [`Entered`]: a scope's body (or any future run with
 //!   [`Scope::enter`](crate::Scope::enter)).
 
-use std::any::Any;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
@@ -18,15 +17,16 @@ use std::task::{Context, Poll, Waker};
 
 use pin_project_lite::pin_project;
 
-use crate::context::{self, TaskContext};
-use crate::record::{TaskRecord, WakerIdentity};
 use crate::registry::ScopeShared;
+use crate::registry::context::{self, TaskContext};
+use crate::report::panic_message;
+use crate::task::{TaskRecord, WakerIdentity};
 
 pin_project! {
     /// A tracked task's future.
     ///
     /// Holds one reference to its scope (in `context`) and two to its record
-    /// (`record` and `waker`, see `record.rs`): nothing else, so the spawn and
+    /// (`record` and `waker`, see [`TaskRecord`]): nothing else, so the spawn and
     /// the end of a task cost as few reference-count updates as they can.
     pub(crate) struct Tracked<F> {
         // `None` once dropped in place by `PinnedDrop`.
@@ -85,7 +85,7 @@ impl<F: Future> Future for Tracked<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        // Marks the poll before clearing `woken` (see `record.rs`): a verdict
+        // Marks the poll before clearing `woken` (see [`TaskRecord`]): a verdict
         // taken in between must not see an idle, unwoken task with no waker.
         let new_waker = this.runtime_waker.changed(cx.waker());
         this.record.begin_poll(true, new_waker);
@@ -114,27 +114,27 @@ impl<F: Future> Future for Tracked<F> {
 
 pin_project! {
     /// A task an ignore filter let out of its scope.
-    pub(crate) struct Released<F> {
+    pub(crate) struct Ignored<F> {
         #[pin]
         inner: F,
         scope: Arc<ScopeShared>,
     }
 
-    impl<F> PinnedDrop for Released<F> {
+    impl<F> PinnedDrop for Ignored<F> {
         fn drop(this: Pin<&mut Self>) {
             this.project().scope.ignored_task_ended();
         }
     }
 }
 
-impl<F> Released<F> {
+impl<F> Ignored<F> {
     pub(crate) fn new(inner: F, scope: Arc<ScopeShared>) -> Self {
         scope.ignored_task_started();
-        Released { inner, scope }
+        Ignored { inner, scope }
     }
 }
 
-impl<F: Future> Future for Released<F> {
+impl<F: Future> Future for Ignored<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
@@ -198,17 +198,6 @@ impl<F: Future> Future for CatchUnwind<F> {
     }
 }
 
-/// The text of a panic payload, as the default panic hook would print it.
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&'static str>() {
-        (*text).to_owned()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "Box<dyn Any> (a panic payload that is not a string)".to_owned()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::borrow::Cow;
@@ -220,9 +209,9 @@ mod tests {
     use tokio_test::{assert_pending, assert_ready, task};
 
     use super::*;
-    use crate::filter::Filters;
-    use crate::record::{Role, TaskKind, TaskState};
-    use crate::registry::Settings;
+    use crate::registry::{Filters, Settings};
+    use crate::report::{TaskKind, TaskState};
+    use crate::task::Role;
 
     fn scope() -> Arc<ScopeShared> {
         let settings = Settings {

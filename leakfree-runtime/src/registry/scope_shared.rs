@@ -14,7 +14,8 @@
 //!   so no wake-up is lost.
 //! - Once `closing` is set it stays set. A spawn that registers after it is
 //!   aborted by the spawner itself: either the spawner sees `closing`, or the
-//!   closer sees the spawner's abort handle (`abort_slot.rs`, loom-checked).
+//!   closer sees the spawner's abort handle (see [`task::start_closing`],
+//!   loom-checked).
 //!
 //! # Deadlock safety
 //! Only one lock is taken at a time: the table lock is never held while
@@ -22,56 +23,34 @@
 //! the panics lock is independent.
 
 use std::borrow::Cow;
-use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
-use tokio::task::Id;
 use tokio_util::sync::CancellationToken;
 
-use crate::filter::Filters;
-use crate::record::{Role, TaskRecord};
-use crate::table::TaskTable;
+use super::filter::Filters;
+use super::scope_list;
+use super::table::TaskTable;
+use crate::task::{self, Role, TaskRecord};
 
 /// What the exit protocol is configured with.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
-    pub(crate) grace: std::time::Duration,
-    pub(crate) abort_timeout: std::time::Duration,
+    pub(crate) grace: Duration,
+    pub(crate) abort_timeout: Duration,
     pub(crate) filters: Filters,
     pub(crate) count_untracked: bool,
     /// Take a task dump for the stuck-at stacks of leaked tasks.
     pub(crate) stuck_at: bool,
 }
 
-/// A task leakfree did not spawn, attributed to a scope by tokio's spawn hook.
-#[derive(Debug, Clone)]
-pub(crate) struct HookedTask {
-    pub(crate) location: &'static Location<'static>,
-    pub(crate) spawned_at: Instant,
-}
-
-impl HookedTask {
-    pub(crate) fn info(&self, id: Id, now: Instant) -> crate::report::TaskInfo {
-        crate::report::TaskInfo {
-            id: Some(id),
-            name: None,
-            location: self.location,
-            age: now.saturating_duration_since(self.spawned_at),
-            state: crate::record::TaskState::Unknown,
-            kind: crate::record::TaskKind::Async,
-            stuck_at: Vec::new(),
-        }
-    }
-}
-
 impl Drop for ScopeShared {
     fn drop(&mut self) {
-        if let Some(key) = self.live_key.get() {
-            crate::live::unregister(*key);
+        if let Some(key) = self.list_key.get() {
+            scope_list::remove(*key);
         }
     }
 }
@@ -139,8 +118,8 @@ pub(crate) struct ScopeShared {
     /// Set when the exit protocol has ended the scope (the live view stops
     /// listing it).
     ended: AtomicBool,
-    /// Key in the live set (`live.rs`), removed when this is dropped.
-    live_key: OnceLock<usize>,
+    /// Key in the process's scope list, removed when this is dropped.
+    list_key: OnceLock<usize>,
     /// The nearest scope (this one or an ancestor) that counts untracked
     /// tasks; it must also count this scope's tracked tasks as known.
     untracked_root: Option<Arc<ScopeShared>>,
@@ -154,7 +133,7 @@ pub(crate) struct ScopeShared {
     known_live: AtomicUsize,
     ignored: AtomicUsize,
     /// Tasks spawned with plain `tokio::spawn`, attributed to this scope by
-    /// tokio's spawn hook (`hooks.rs`, whose map keeps them); zero without
+    /// tokio's spawn hook (whose attribution map keeps them); zero without
     /// `tokio_unstable`.
     hooked_live: AtomicUsize,
     hooked_spawned: AtomicUsize,
@@ -180,7 +159,7 @@ impl ScopeShared {
             token,
             started: Instant::now(),
             ended: AtomicBool::new(false),
-            live_key: OnceLock::new(),
+            list_key: OnceLock::new(),
             untracked_root,
             tasks: Mutex::new(TaskTable::default()),
             live: AtomicU64::new(0),
@@ -195,9 +174,10 @@ impl ScopeShared {
         }
     }
 
-    /// Adds the scope to the live set (`live.rs`).
+    /// Adds the scope to the process's scope list (which the live view
+    /// reads).
     pub(crate) fn publish(self: &Arc<Self>) {
-        let _ = self.live_key.set(crate::live::register(self));
+        let _ = self.list_key.set(scope_list::insert(self));
     }
 
     pub(crate) fn mark_ended(&self) {
@@ -206,21 +186,6 @@ impl ScopeShared {
 
     pub(crate) fn is_ended(&self) -> bool {
         self.ended.load(Ordering::Acquire)
-    }
-
-    /// The scope's live tasks as the live view shows them.
-    pub(crate) fn task_infos(&self, now: Instant) -> Vec<crate::report::TaskInfo> {
-        let mut infos: Vec<_> = self
-            .live_records()
-            .iter()
-            .map(|record| record.info(now))
-            .collect();
-        infos.extend(
-            self.hooked_tasks()
-                .into_iter()
-                .map(|(id, task)| task.info(id, now)),
-        );
-        infos
     }
 
     /// This scope if it counts untracked tasks, else its nearest such ancestor.
@@ -302,7 +267,7 @@ impl ScopeShared {
 
     /// Counts a task the spawn hook attributed to this scope (the hook's
     /// map keeps its id, location and age).
-    #[cfg_attr(not(tokio_unstable), allow(dead_code))]
+    #[cfg(tokio_unstable)]
     pub(crate) fn hooked_task_started(&self) {
         self.known_task_started();
         self.hooked_spawned.fetch_add(1, Ordering::Relaxed);
@@ -310,7 +275,7 @@ impl ScopeShared {
     }
 
     /// Counts a hooked task's end, once tokio says it terminated.
-    #[cfg_attr(not(tokio_unstable), allow(dead_code))]
+    #[cfg(tokio_unstable)]
     pub(crate) fn hooked_task_ended(&self) {
         let reached_zero = self.hooked_live.fetch_sub(1, Ordering::AcqRel) == 1;
         self.known_task_ended();
@@ -321,15 +286,6 @@ impl ScopeShared {
 
     pub(crate) fn hooked_live(&self) -> usize {
         self.hooked_live.load(Ordering::Acquire)
-    }
-
-    /// The hooked tasks alive now.
-    pub(crate) fn hooked_tasks(&self) -> Vec<(Id, HookedTask)> {
-        #[cfg(tokio_unstable)]
-        if self.hooked_live() > 0 {
-            return crate::hooks::tasks_of(self);
-        }
-        Vec::new()
     }
 
     pub(crate) fn ignored_total(&self) -> usize {
@@ -358,18 +314,6 @@ impl ScopeShared {
         record.attach(abort, &self.closing);
     }
 
-    /// Tracked blocking closures running now (they occupy pool threads).
-    #[cfg_attr(not(tokio_unstable), allow(dead_code))]
-    pub(crate) fn running_blocking(&self) -> usize {
-        self.live_records()
-            .iter()
-            .filter(|record| {
-                record.kind == crate::record::TaskKind::Blocking
-                    && record.state() == crate::record::TaskState::Running
-            })
-            .count()
-    }
-
     /// The live records, in no particular order.
     pub(crate) fn live_records(&self) -> Vec<Arc<TaskRecord>> {
         self.tasks.lock().iter().filter_map(Weak::upgrade).collect()
@@ -378,7 +322,7 @@ impl ScopeShared {
     /// Stops the scope: no task may start in it any more, its token is
     /// cancelled and every live task is aborted. Returns how many were aborted.
     pub(crate) fn close(&self) -> usize {
-        crate::abort_slot::start_closing(&self.closing);
+        task::start_closing(&self.closing);
         self.token.cancel();
         let live = self.live_records();
         live.iter().filter(|record| record.abort()).count()
@@ -411,7 +355,7 @@ impl ScopeShared {
     /// Panics of tracked tasks that no `JoinHandle` handed to its owner.
     pub(crate) fn take_unobserved_panics(&self) -> Vec<PanickedTask> {
         let mut panics = std::mem::take(&mut *self.panics.lock());
-        panics.retain(|p| !p.record.panic_observed.load(Ordering::Acquire));
+        panics.retain(|p| !p.record.panic_observed());
         panics
     }
 }

@@ -4,13 +4,12 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 
 use tokio::task::{AbortHandle, Id, JoinError};
 
-use crate::record::TaskRecord;
+use crate::task::TaskRecord;
 
 /// An owned permission to join a task spawned by leakfree: the same methods
 /// as [`tokio::task::JoinHandle`], and awaiting it gives the same result.
@@ -21,7 +20,8 @@ use crate::record::TaskRecord;
 /// knowledge (the panic then counts as observed).
 pub struct JoinHandle<T> {
     inner: tokio::task::JoinHandle<T>,
-    // Weak: a strong reference would count as a held waker (`record.rs`).
+    // Weak: a strong reference would count as a held waker (see
+    // [`TaskRecord`]).
     record: Option<Weak<TaskRecord>>,
 }
 
@@ -63,7 +63,7 @@ impl<T> JoinHandle<T> {
     fn mark_observed(&self) {
         // A panicked task's record is kept alive by its scope's panic list.
         if let Some(record) = self.record.as_ref().and_then(Weak::upgrade) {
-            record.panic_observed.store(true, Ordering::Release);
+            record.mark_panic_observed();
         }
     }
 }

@@ -16,7 +16,7 @@
 use std::cell::Cell;
 use std::sync::Arc;
 
-use crate::registry::ScopeShared;
+use super::scope_shared::ScopeShared;
 
 /// The scope a piece of running code belongs to, and whether it is part of
 /// background work (whose children are background work too).

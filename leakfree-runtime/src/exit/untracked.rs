@@ -18,6 +18,8 @@ use tokio::runtime::Handle;
 use tokio::time::Instant;
 
 use crate::registry::ScopeShared;
+#[cfg(tokio_unstable)]
+use crate::report::{TaskKind, TaskState};
 
 /// The runtime's live task count when a scope began.
 #[derive(Debug, Clone)]
@@ -61,7 +63,7 @@ impl Baseline {
             Some(
                 busy_blocking_threads(&self.handle)
                     .saturating_sub(self.busy_blocking_at_start)
-                    .saturating_sub(scope.running_blocking()),
+                    .saturating_sub(running_blocking(scope)),
             )
         }
         #[cfg(not(tokio_unstable))]
@@ -92,6 +94,16 @@ impl Baseline {
             attempt += 1;
         }
     }
+}
+
+/// Tracked blocking closures running now (they occupy pool threads too).
+#[cfg(tokio_unstable)]
+fn running_blocking(scope: &ScopeShared) -> usize {
+    scope
+        .live_records()
+        .iter()
+        .filter(|record| record.kind == TaskKind::Blocking && record.state() == TaskState::Running)
+        .count()
 }
 
 #[cfg(tokio_unstable)]

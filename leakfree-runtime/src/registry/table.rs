@@ -1,57 +1,50 @@
-//! A slab of task records: O(1) insert and remove by key, iteration over the
-//! live ones. Keys are reused after removal. It holds `Weak` references only:
-//! a record's strong count is its task's wrapper plus its wakers (`record.rs`).
-//! Each key also keeps the task's [`Role`] (in a parallel vector of bytes, so
-//! a slot stays one pointer wide), so removing a record never has to upgrade
-//! it.
+//! A scope's table of task records: a [`Slab`] of `Weak` references, and
+//! each key's [`Role`] in a parallel vector of bytes, so a slot stays one
+//! pointer wide and removing a record never has to upgrade it. It holds
+//! `Weak` references only: a record's strong count is its task's wrapper
+//! plus its wakers (see [`TaskRecord`]).
 
 use std::sync::Weak;
 
-use crate::record::{Role, TaskRecord};
+use super::slab::Slab;
+use crate::task::{Role, TaskRecord};
 
 /// A live record and its role.
 pub(crate) type Slot = (Weak<TaskRecord>, Role);
 
 #[derive(Debug, Default)]
 pub(crate) struct TaskTable {
-    slots: Vec<Option<Weak<TaskRecord>>>,
-    /// `roles[key]` is the role of the record in `slots[key]`.
+    records: Slab<Weak<TaskRecord>>,
+    /// `roles[key]` is the role of the record at `key`.
     roles: Vec<Role>,
-    free: Vec<usize>,
 }
 
 impl TaskTable {
     pub(crate) fn insert(&mut self, (record, role): Slot) -> usize {
-        match self.free.pop() {
-            Some(key) => {
-                self.slots[key] = Some(record);
-                self.roles[key] = role;
-                key
-            }
-            None => {
-                self.slots.push(Some(record));
-                self.roles.push(role);
-                self.slots.len() - 1
-            }
+        let key = self.records.insert(record);
+        match self.roles.get_mut(key) {
+            Some(slot) => *slot = role,
+            None => self.roles.push(role),
         }
+        key
     }
 
     pub(crate) fn remove(&mut self, key: usize) -> Option<Slot> {
-        let record = self.slots.get_mut(key)?.take()?;
-        self.free.push(key);
+        let record = self.records.remove(key)?;
         Some((record, self.roles[key]))
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Weak<TaskRecord>> {
-        self.slots.iter().flatten()
+        self.records.iter()
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::record::{Role, TaskKind};
     use std::panic::Location;
+
+    use super::*;
+    use crate::report::TaskKind;
 
     fn record() -> Slot {
         let record = std::sync::Arc::new(TaskRecord::new(

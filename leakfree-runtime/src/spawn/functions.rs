@@ -11,7 +11,8 @@
 //! - After handing the task to tokio the spawner attaches the abort handle,
 //!   which aborts at once if the scope is closing; the closer sets `closing`
 //!   before aborting the handles it sees. So a task spawned into a closing
-//!   scope is always aborted by one of the two (`abort_slot.rs`, loom-checked).
+//!   scope is always aborted by one of the two (loom-checked; see
+//!   [`crate::task::start_closing`]).
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
@@ -20,11 +21,13 @@ use std::sync::atomic::AtomicBool;
 
 use tokio::task::AbortHandle;
 
-use crate::context::{self, TaskContext};
-use crate::join::JoinHandle;
-use crate::record::{Role, TaskKind, TaskRecord};
+use super::join::JoinHandle;
+use super::wrappers::{Ignored, Tracked};
+use crate::instrument::OwnSpawn;
+use crate::registry::context::{self, TaskContext};
 use crate::registry::{Registration, ScopeShared};
-use crate::tracked::{Released, Tracked, panic_message};
+use crate::report::{TaskKind, panic_message};
+use crate::task::{Role, TaskRecord};
 
 /// Spawns a task in the current scope; a drop-in for [`tokio::spawn`].
 ///
@@ -103,8 +106,8 @@ where
     let location = Location::caller();
     match place(None, None, Role::Regular, TaskKind::Async, location) {
         Placement::Outside => JoinHandle::new(tokio::task::spawn_local(future), None),
-        Placement::Released(scope) => {
-            JoinHandle::new(tokio::task::spawn_local(Released::new(future, scope)), None)
+        Placement::Ignored(scope) => {
+            JoinHandle::new(tokio::task::spawn_local(Ignored::new(future, scope)), None)
         }
         Placement::Tracked {
             context,
@@ -123,7 +126,8 @@ where
 /// Where a new task goes, decided from the explicit or current context.
 enum Placement {
     Outside,
-    Released(Arc<ScopeShared>),
+    /// Let out of the scope by an ignore filter.
+    Ignored(Arc<ScopeShared>),
     Tracked {
         context: TaskContext,
         record: Arc<TaskRecord>,
@@ -166,7 +170,7 @@ fn place(
     let scope = context.scope;
     let filters = &scope.settings.filters;
     if !filters.is_empty() && filters.ignores(name, location) {
-        return Placement::Released(scope);
+        return Placement::Ignored(scope);
     }
     let role = if context.background {
         Role::Background
@@ -202,8 +206,8 @@ where
 {
     match place(context, name, role, TaskKind::Async, location) {
         Placement::Outside => JoinHandle::new(tokio_spawn(name, future), None),
-        Placement::Released(scope) => {
-            JoinHandle::new(tokio_spawn(name, Released::new(future, scope)), None)
+        Placement::Ignored(scope) => {
+            JoinHandle::new(tokio_spawn(name, Ignored::new(future, scope)), None)
         }
         Placement::Tracked {
             context,
@@ -230,9 +234,9 @@ where
 {
     match place(context, None, Role::Regular, TaskKind::Blocking, location) {
         Placement::Outside => JoinHandle::new(tokio::task::spawn_blocking(function), None),
-        Placement::Released(scope) => {
+        Placement::Ignored(scope) => {
             scope.ignored_task_started();
-            let ended = ReleasedBlocking(scope);
+            let ended = IgnoredBlocking(scope);
             let handle = tokio::task::spawn_blocking(move || {
                 let _ended = ended;
                 function()
@@ -272,9 +276,9 @@ where
     }
 }
 
-struct ReleasedBlocking(Arc<ScopeShared>);
+struct IgnoredBlocking(Arc<ScopeShared>);
 
-impl Drop for ReleasedBlocking {
+impl Drop for IgnoredBlocking {
     fn drop(&mut self) {
         self.0.ignored_task_ended();
     }
@@ -290,7 +294,6 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    #[cfg(tokio_unstable)]
-    let _own = crate::hooks::OwnSpawn::enter();
+    let _own = OwnSpawn::enter();
     tokio::spawn(future)
 }

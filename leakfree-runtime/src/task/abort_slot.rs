@@ -15,8 +15,8 @@
 //! loom, spawns, finishes and the close racing, by `tests/loom_close.rs`,
 //! which compiles this file against loom's primitives (`crate::sync`).
 
-use crate::sync::Mutex;
-use crate::sync::atomic::{AtomicBool, Ordering};
+use super::sync::Mutex;
+use super::sync::atomic::{AtomicBool, Ordering};
 
 /// What can abort a task (tokio's `AbortHandle` here, a counter in the model).
 pub(crate) trait Abort {

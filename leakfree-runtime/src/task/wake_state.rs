@@ -24,7 +24,7 @@
 //! Only atomics from `crate::sync` are used, so the file compiles unchanged
 //! in the model test.
 
-use crate::sync::atomic::{AtomicBool, AtomicU32, Ordering, fence};
+use super::sync::atomic::{AtomicBool, AtomicU32, Ordering, fence};
 
 /// A task's poll counter and woken flag.
 #[derive(Debug)]

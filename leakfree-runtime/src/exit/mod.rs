@@ -1,0 +1,17 @@
+//! The exit protocol every scope runs when its body is done (settle, verdict,
+//! cancel, abort, zombies), the count of tasks leakfree did not spawn, where
+//! leaked tasks are stuck, and the process-wide totals of verdicts.
+//!
+//! This layer reads the registry and the instrument layer and builds the
+//! report; the public handles above call [`run_exit_protocol`].
+
+#[cfg(any(leakfree_taskdump, test))]
+mod frames;
+mod protocol;
+mod stuck_at;
+mod totals;
+mod untracked;
+
+pub(crate) use protocol::run_exit_protocol;
+pub(crate) use totals::{Totals, totals};
+pub(crate) use untracked::Baseline;

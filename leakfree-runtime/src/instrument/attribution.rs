@@ -1,0 +1,196 @@
+//! The spawn hook's attribution map (`--cfg tokio_unstable`): every
+//! `tokio::spawn`, third-party code included, attributed to the scope it was
+//! spawned in.
+//!
+//! `on_task_spawn` runs on the spawning thread before the child is scheduled:
+//! - inside scoped work (a scope's body or a tracked task being polled) the
+//!   current context names the scope;
+//! - inside a task that was itself attributed by this hook, `task::try_id()`
+//!   is that parent, and the attribution map names its scope: grandchildren
+//!   of any depth land in the same scope.
+//!
+//! Tasks leakfree spawns itself are skipped here (an [`OwnSpawn`] guard is
+//! held around its own `tokio::spawn` calls): their records already say more.
+//! `on_task_terminate` removes the attribution and tells the scope, so a
+//! scope's settle is woken by these tasks' ends too, not only by polling.
+//!
+//! # Invariants
+//! - An id is in the attribution map from its spawn hook to its terminate
+//!   hook; the map holds `Weak` scopes, so it never keeps a scope alive.
+//! - The map is sharded by id; one shard lock is held at a time, and never
+//!   while calling into a scope.
+//! - The map is the only record of a hooked task's location and age; its
+//!   scope keeps counts, and [`hooked_tasks`] finds its tasks by scanning the
+//!   map, which only reports and the live view do.
+
+use std::cell::Cell;
+use std::hash::{BuildHasher, BuildHasherDefault};
+use std::panic::Location;
+use std::sync::{Arc, LazyLock, Weak};
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use tokio::runtime::{Builder, TaskMeta};
+use tokio::task::Id;
+
+use super::id_hash::{IdHasher, IdMap};
+use crate::registry::ScopeShared;
+use crate::registry::context;
+use crate::report::TaskInfo;
+
+/// A task attributed by the spawn hook.
+struct Attribution {
+    scope: Weak<ScopeShared>,
+    /// Let out of the scope by a location filter: counted as known, not judged.
+    ignored: bool,
+    location: &'static Location<'static>,
+    spawned_at: Instant,
+}
+
+/// Shards of the attribution map, so that workers spawning and ending tasks
+/// at the same time rarely wait for each other.
+const SHARDS: usize = 16;
+
+type Shard = Mutex<IdMap<Id, Attribution>>;
+
+static ATTRIBUTIONS: LazyLock<[Shard; SHARDS]> =
+    LazyLock::new(|| std::array::from_fn(|_| Mutex::new(IdMap::default())));
+
+/// The shard that holds `id`.
+fn shard(id: Id) -> &'static Shard {
+    let hash = BuildHasherDefault::<IdHasher>::default().hash_one(id);
+    // Bits the shard's own table does not use: it takes its bucket from the
+    // low bits and its control bytes from the top seven.
+    &ATTRIBUTIONS[(hash >> 40) as usize % SHARDS]
+}
+
+/// A task leakfree did not spawn, attributed to a scope by tokio's spawn hook.
+#[derive(Debug, Clone)]
+pub(crate) struct HookedTask {
+    id: Id,
+    location: &'static Location<'static>,
+    spawned_at: Instant,
+}
+
+impl HookedTask {
+    /// The task as a report or the live view shows it.
+    pub(crate) fn info(&self, now: Instant) -> TaskInfo {
+        TaskInfo::hooked(
+            self.id,
+            self.location,
+            now.saturating_duration_since(self.spawned_at),
+        )
+    }
+}
+
+/// The hooked tasks attributed to `scope` and alive now (the map is the one
+/// place that keeps their locations and ages; reports and the live view read
+/// it here).
+pub(crate) fn hooked_tasks(scope: &ScopeShared) -> Vec<HookedTask> {
+    let mut tasks = Vec::new();
+    if scope.hooked_live() == 0 {
+        return tasks;
+    }
+    for shard in ATTRIBUTIONS.iter() {
+        let shard = shard.lock();
+        tasks.extend(
+            shard
+                .iter()
+                .filter(|(_, a)| !a.ignored && std::ptr::eq(a.scope.as_ptr(), scope))
+                .map(|(id, a)| HookedTask {
+                    id: *id,
+                    location: a.location,
+                    spawned_at: a.spawned_at,
+                }),
+        );
+    }
+    tasks
+}
+
+thread_local! {
+    static SPAWNING_OWN: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the thread as running one of leakfree's own `tokio::spawn` calls
+/// until dropped, so the spawn hook skips it. A guard rather than a closure,
+/// so `#[track_caller]` still reaches tokio.
+pub(crate) struct OwnSpawn {
+    previous: bool,
+}
+
+impl OwnSpawn {
+    pub(crate) fn enter() -> OwnSpawn {
+        let previous = SPAWNING_OWN
+            .try_with(|flag| flag.replace(true))
+            .unwrap_or(false);
+        OwnSpawn { previous }
+    }
+}
+
+impl Drop for OwnSpawn {
+    fn drop(&mut self) {
+        let _ = SPAWNING_OWN.try_with(|flag| flag.set(self.previous));
+    }
+}
+
+/// Adds the spawn and terminate hooks to a runtime builder.
+pub(crate) fn install_spawn_hooks(builder: &mut Builder) -> &mut Builder {
+    builder
+        .on_task_spawn(on_task_spawn)
+        .on_task_terminate(on_task_terminate)
+}
+
+/// leakfree's spawn hook; call it from your own `on_task_spawn` if you have one.
+pub fn on_task_spawn(meta: &TaskMeta<'_>) {
+    if SPAWNING_OWN.try_with(Cell::get).unwrap_or(true) {
+        return;
+    }
+    let Some(scope) = spawning_scope() else {
+        return;
+    };
+    let location = meta.spawned_at();
+    let filters = &scope.settings.filters;
+    let ignored = !filters.is_empty() && filters.ignores(None, location);
+    if ignored {
+        scope.ignored_task_started();
+    } else {
+        scope.hooked_task_started();
+    }
+    let attribution = Attribution {
+        scope: Arc::downgrade(&scope),
+        ignored,
+        location,
+        spawned_at: Instant::now(),
+    };
+    shard(meta.id()).lock().insert(meta.id(), attribution);
+}
+
+/// leakfree's terminate hook; call it from your own `on_task_terminate` if
+/// you have one.
+pub fn on_task_terminate(meta: &TaskMeta<'_>) {
+    let attribution = shard(meta.id()).lock().remove(&meta.id());
+    let Some(attribution) = attribution else {
+        return;
+    };
+    if let Some(scope) = attribution.scope.upgrade() {
+        if attribution.ignored {
+            scope.ignored_task_ended();
+        } else {
+            scope.hooked_task_ended();
+        }
+    }
+}
+
+/// The scope a `tokio::spawn` happening now belongs to.
+fn spawning_scope() -> Option<Arc<ScopeShared>> {
+    if let Some(context) = context::current() {
+        return Some(context.scope);
+    }
+    let parent = tokio::task::try_id()?;
+    let attributions = shard(parent).lock();
+    let attribution = attributions.get(&parent)?;
+    if attribution.ignored {
+        return None;
+    }
+    attribution.scope.upgrade()
+}

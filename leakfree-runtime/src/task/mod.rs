@@ -1,0 +1,18 @@
+//! The task: what leakfree knows of one tracked task and how it tells whether
+//! the task can still be woken. The lowest layer above the report's
+//! vocabulary; it knows nothing of scopes.
+//!
+//! - [`TaskRecord`] is the task's record *and* the waker it is polled with
+//!   (one allocation), so its strong count tells how many wakers are held.
+//! - `wake_state` (poll counter and woken flag) and `abort_slot` (the race
+//!   between a spawn and its scope's close) are the two lock-free cores. They
+//!   are written against `sync` only, so `tests/loom_wake_state.rs` and
+//!   `tests/loom_close.rs` compile the very same files against loom.
+
+mod abort_slot;
+mod record;
+mod sync;
+mod wake_state;
+
+pub(crate) use abort_slot::start_closing;
+pub(crate) use record::{Role, TaskRecord, WakerIdentity};
