@@ -22,7 +22,7 @@
 //! ```
 //!
 //! # What is seen
-//! - Tasks spawned with [`spawn`], [`spawn_named`], [`spawn_blocking`] and
+//! - Tasks spawned with [`spawn()`], [`spawn_named`], [`spawn_blocking`] and
 //!   [`spawn_background`] (drop-ins for tokio's) are tracked with their spawn
 //!   location, and so are the tasks *they* spawn: full reports.
 //! - Tasks spawned with plain `tokio::spawn` are counted, not located, by

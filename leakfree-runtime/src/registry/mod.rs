@@ -1,6 +1,6 @@
 //! The registry: a scope's shared state ([`ScopeShared`]), its table of task
 //! records, the thread's current scope ([`context`]), the ignore filters, and
-//! the process's list of live scopes.
+//! and the process's list of live scopes.
 //!
 //! Everything that happens to a scope goes through [`ScopeShared`]; the
 //! layers above (spawn, instrument, exit, and the public handles) call it,
@@ -8,13 +8,11 @@
 
 pub(crate) mod context;
 mod filter;
-mod scope_list;
 mod scope_shared;
 mod slab;
 mod table;
 
 pub(crate) use filter::Filters;
-pub(crate) use scope_list::live_scopes;
 #[cfg(test)]
-pub(crate) use scope_list::slots as scope_list_slots;
-pub(crate) use scope_shared::{Registration, ScopeShared, Settings};
+pub(crate) use scope_shared::scope_list_slots;
+pub(crate) use scope_shared::{Registration, ScopeShared, Settings, live_scopes};

@@ -17,6 +17,12 @@
 //!   closer sees the spawner's abort handle (see [`task::start_closing`],
 //!   loom-checked).
 //!
+//! - Every published scope is in the process's scope list (which the live
+//!   view reads) until its shared state is dropped, which removes it. The
+//!   list holds `Weak` references; [`live_scopes`] upgrades them under the
+//!   lock and returns them, so the last reference to a scope (whose drop
+//!   takes the lock to leave the list) is never dropped while it is held.
+//!
 //! # Deadlock safety
 //! Only one lock is taken at a time: the table lock is never held while
 //! calling into tokio (aborting happens on a snapshot taken under the lock), and
@@ -32,7 +38,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::filter::Filters;
-use super::scope_list;
+use super::slab::Slab;
 use super::table::TaskTable;
 use crate::task::{self, Role, TaskRecord};
 
@@ -50,7 +56,7 @@ pub(crate) struct Settings {
 impl Drop for ScopeShared {
     fn drop(&mut self) {
         if let Some(key) = self.list_key.get() {
-            scope_list::remove(*key);
+            list_remove(*key);
         }
     }
 }
@@ -177,7 +183,7 @@ impl ScopeShared {
     /// Adds the scope to the process's scope list (which the live view
     /// reads).
     pub(crate) fn publish(self: &Arc<Self>) {
-        let _ = self.list_key.set(scope_list::insert(self));
+        let _ = self.list_key.set(list_insert(self));
     }
 
     pub(crate) fn mark_ended(&self) {
@@ -358,4 +364,34 @@ impl ScopeShared {
         panics.retain(|p| !p.record.panic_observed());
         panics
     }
+}
+
+// The process's scope list.
+
+static SCOPES: Mutex<Slab<Weak<ScopeShared>>> = Mutex::new(Slab::new());
+
+/// Adds a scope to the list; returns its key for [`list_remove`].
+fn list_insert(scope: &Arc<ScopeShared>) -> usize {
+    let weak = Arc::downgrade(scope);
+    SCOPES.lock().insert(weak)
+}
+
+/// Removes a scope (its shared state is being dropped).
+fn list_remove(key: usize) {
+    let removed = SCOPES.lock().remove(key);
+    drop(removed);
+}
+
+/// The scopes alive now, in no particular order.
+pub(crate) fn live_scopes() -> Vec<Arc<ScopeShared>> {
+    let scopes = SCOPES.lock();
+    scopes.iter().filter_map(Weak::upgrade).collect()
+    // The lock is released before the caller drops any of these.
+}
+
+/// Slots the list holds, used and free: bounded by the most scopes alive at
+/// once, however many have come and gone.
+#[cfg(test)]
+pub(crate) fn scope_list_slots() -> usize {
+    SCOPES.lock().capacity_used()
 }

@@ -1,5 +1,5 @@
-//! The primitives that model-checked cores (`wake_state.rs`,
-//! `abort_slot.rs`) are written against: std's atomics and parking_lot's
+//! The primitives that the model-checked cores ([`super::wake_state`],
+//! [`super::abort_slot`]) are written against: std's atomics and parking_lot's
 //! mutex here; loom's in `tests/loom_*.rs`, which compile the same source
 //! files with their own `crate::sync`.
 

@@ -2,7 +2,7 @@
 //! and woken flag, and the one way to read them together with the task's
 //! reference count.
 //!
-//! `record.rs` says what the pieces mean (the record is the task's waker, so
+//! [`TaskRecord`](super::record::TaskRecord) says what the pieces mean (the record is the task's waker, so
 //! its strong count minus the wrapper's and the reader's references is the
 //! number of wakers held somewhere). This file holds only the orderings, so
 //! that `tests/loom_wake_state.rs` can compile it against loom's atomics and
