@@ -70,8 +70,7 @@ reasons! {
 pub(crate) const fn parse(text: &str) -> Result<Duration, DurationError> {
     let bytes = text.as_bytes();
     let len = bytes.len();
-    let (number_len, unit_nanos) = if len >= 2 && bytes[len - 2] == b'u' && bytes[len - 1] == b's'
-    {
+    let (number_len, unit_nanos) = if len >= 2 && bytes[len - 2] == b'u' && bytes[len - 1] == b's' {
         (len - 2, 1_000)
     } else if len >= 2 && bytes[len - 2] == b'm' && bytes[len - 1] == b's' {
         (len - 2, 1_000_000)

@@ -55,6 +55,8 @@ mod spawn;
 mod stuck_at;
 mod sync;
 mod table;
+#[cfg(feature = "tower")]
+pub mod tower;
 mod tracked;
 mod untracked;
 mod wake_state;
