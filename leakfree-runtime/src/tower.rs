@@ -82,8 +82,8 @@
 //!   wants the reports as values sets [`LeakCheckLayerBuilder::handler`].
 //!   `LEAKFREE_POLICY` and `LEAKFREE_GRACE` override every scope at run time,
 //!   these included.
-//! - Grace [`DEFAULT_GRACE`](crate::DEFAULT_GRACE) and abort timeout
-//!   [`DEFAULT_ABORT_TIMEOUT`](crate::DEFAULT_ABORT_TIMEOUT), as for any
+//! - Grace [`DEFAULT_GRACE`] and abort timeout
+//!   [`DEFAULT_ABORT_TIMEOUT`], as for any
 //!   scope; no task dumps (a dump re-polls every task of the runtime).
 //!
 //! # Naming
