@@ -1,33 +1,40 @@
-//! A small TCP service whose connection handler is `#[leak_checked]`: leakfree
-//! at a service entrypoint, and its live view served over the wire.
+//! A small HTTP service on axum with leakfree's tower layer on its router:
+//! every request is a leakfree scope, and leakfree's live view and counters
+//! are served over the wire.
 //!
-//! Every connection runs [`handle`], and every call of [`handle`] is a leakfree
-//! scope on the server's runtime: tasks the connection starts through
-//! leakfree belong to that connection alone, even with hundreds of
-//! connections running at once. When the connection ends, its tasks get
-//! [`HANDLER_GRACE`] to finish; survivors are leaked, and leakfree acts by the
-//! build of *this* crate:
+//! [`app`] is the router with [`leak_check_layer`] on it. Every request runs
+//! in a scope of its own, named by its method and path (`GET /leaky`), from
+//! the moment the router calls the route until the response future ends or
+//! is dropped (a client that hangs up mid-request ends the scope too):
+//! tasks the request starts through leakfree belong to that request alone,
+//! even with hundreds running at once. When the request is done, its tasks
+//! get [`HANDLER_GRACE`] to finish; survivors are leaked, and leakfree acts
+//! by the build of *this* crate, as `#[leak_checked]` does for a service:
 //!
-//! - **debug build**: the connection task panics with the report. The
-//!   accept loop catches it (tokio turns a task's panic into an error of its
-//!   `JoinHandle`), logs it and counts it; the server keeps serving.
-//! - **release build** (`--release`): the call returns as soon as the
-//!   connection is done; the verdict is reached off the call path, logged
-//!   through `tracing` (target `leakfree`, a `WARN` event with the scope's
-//!   name in its `scope` field), and the leftovers are cancelled.
+//! - **debug build**: the response future panics with the report, after the
+//!   grace. The outermost middleware ([`app_with`]) catches the panic, logs
+//!   it (`ERROR`, target `leakfree_examples::service`, with the peer), counts
+//!   it, and answers `500` with the report; the server keeps serving.
+//! - **release build** (`--release`): the response goes out at once; the
+//!   verdict is reached off the request path and logged through `tracing`
+//!   (target `leakfree`, a `WARN` event with the scope's name in its `scope`
+//!   field), and the leftovers are cancelled.
 //!
-//! The protocol is a sliver of HTTP/1.1, enough for `curl` and for a
-//! line-based client (`nc`): a request line `GET /path`, with or without a
-//! version and headers; the answer is an HTTP/1.1 response with a
-//! `Content-Length`. Routes:
+//! (The layer's own default is the release behaviour in every build; this
+//! example picks the build-dependent one to show both.)
 //!
 //! | route | what it does |
 //! |-------|--------------|
 //! | `GET /ping` | answers `pong` |
-//! | `GET /leaky` | starts a configuration watcher that nothing stops: the leak |
-//! | `GET /fixed` | starts the same watcher, stopped when the connection ends |
+//! | `GET`/`POST /leaky` | starts a configuration watcher that nothing stops (the leak), reads the request body, answers |
+//! | `GET`/`POST /fixed` | starts the same watcher, stopped when the request ends |
 //! | `GET /debug/tasks` | [`live::snapshot`] as text: live scopes and their tasks (Go's `/debug/pprof/goroutine`) |
-//! | `GET /metrics` | [`live::metrics`] and the server's own counters, in Prometheus' text format |
+//! | `GET /metrics` | [`live::metrics`] and the server's own counters, in Prometheus' text format ([`prometheus_text`]) |
+//!
+//! `/leaky` and `/fixed` read the request body before answering, so a client
+//! that streams a body keeps the request, and its scope, open until the body
+//! ends ([`Client::post_held`]): that is how the demo and the tests look at
+//! a live leak in `/debug/tasks`.
 //!
 //! The watcher of `/leaky` is a receiver on a channel that is never closed:
 //! the service's configuration lives in a process-wide `watch` channel, so a
@@ -35,35 +42,42 @@
 //! the shape of a real leak: subscribe per request to something long-lived,
 //! and forget to unsubscribe.
 
-use std::collections::HashMap;
+use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::future::Future;
-use std::io;
 use std::net::SocketAddr;
-use std::pin::pin;
+use std::panic::AssertUnwindSafe;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response as HttpResponse};
+use axum::routing;
+use futures_util::FutureExt as _;
+use http_body_util::BodyExt as _;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use leakfree_runtime::Policy;
 use leakfree_runtime::live::{self, Metrics};
-use leakfree_runtime::{leak_checked, spawn_named};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
-use tokio::sync::watch;
-use tokio::task::{Id, JoinError, JoinSet};
+use leakfree_runtime::spawn_named;
+use leakfree_runtime::tower::{LeakCheckLayer, NameRequest};
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// How long a connection's tasks may take to finish after the connection
-/// ends; the `grace` of [`handle`]'s attribute.
+/// How long a request's tasks may take to finish after its response future
+/// ends; the grace of [`leak_check_layer`].
 pub const HANDLER_GRACE: Duration = Duration::from_millis(100);
 
-/// The longest request or header line the server reads.
-pub const MAX_LINE: usize = 8 * 1024;
-
-/// How long the accept loop pauses after an accept error that is not about
-/// one connection (out of file descriptors, say) before trying again.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// The largest request body `/leaky` and `/fixed` read.
+pub const MAX_BODY: usize = 64 * 1024;
 
 /// The service's configuration version. The sender lives as long as the
 /// process, so a receiver's `changed()` never fails: nothing in this example
@@ -74,79 +88,107 @@ static CONFIG: LazyLock<watch::Sender<u64>> = LazyLock::new(|| watch::Sender::ne
 /// watcher would do).
 static CONFIG_APPLIED: AtomicU64 = AtomicU64::new(0);
 
-/// Connections accepted by [`serve`], over all servers of the process.
-static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
+/// Requests that reached the router, over all servers of the process.
+static REQUESTS: AtomicU64 = AtomicU64::new(0);
 
-/// Connection tasks that panicked, over all servers of the process.
-static CONNECTION_PANICS: AtomicU64 = AtomicU64::new(0);
+/// Requests whose handling panicked, over all servers of the process.
+static REQUEST_PANICS: AtomicU64 = AtomicU64::new(0);
 
-/// How many connection tasks have panicked in this process (in a debug
-/// build, each leaky connection does).
-pub fn connection_panics() -> u64 {
-    CONNECTION_PANICS.load(Ordering::Relaxed)
+/// How many requests have panicked in this process (in a debug build, each
+/// leaky request does).
+pub fn request_panics() -> u64 {
+    REQUEST_PANICS.load(Ordering::Relaxed)
 }
 
-/// Serves connections from `listener` until `shutdown` completes, then
-/// aborts the connections still open and returns.
-///
-/// Each connection is a task of the server's own [`JoinSet`] running
-/// [`handle`]; the accept loop reaps them as they end, so a connection task
-/// that panicked (a leak in a debug build) is logged with its peer (`ERROR`,
-/// target `leakfree_examples::service`) and counted in
-/// [`connection_panics`], and the server goes on.
-pub async fn serve(listener: TcpListener, shutdown: impl Future<Output = ()>) {
-    let mut connections = JoinSet::new();
-    let mut peers: HashMap<Id, SocketAddr> = HashMap::new();
-    let mut shutdown = pin!(shutdown);
-    loop {
-        tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            Some(ended) = connections.join_next_with_id() => reap(ended, &mut peers),
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    CONNECTIONS.fetch_add(1, Ordering::Relaxed);
-                    let task = connections.spawn(handle(stream));
-                    peers.insert(task.id(), peer);
-                }
-                Err(error) if is_per_connection(&error) => {
-                    tracing::debug!(%error, "accept failed for one connection");
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed; pausing");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                }
-            },
-        }
-    }
-    connections.shutdown().await;
+/// The example's leak check: a scope per request named by method and path,
+/// grace [`HANDLER_GRACE`]; in a debug build a leak panics the response
+/// future after the grace, in a release build the verdict is reached off
+/// the request path and logged.
+pub fn leak_check_layer() -> LeakCheckLayer {
+    let debug = cfg!(debug_assertions);
+    LeakCheckLayer::builder()
+        .grace(HANDLER_GRACE)
+        .policy(Policy::for_build(debug))
+        .detach_verdict(!debug)
+        .build()
+        .expect("no globs, nothing to reject")
 }
 
-fn is_per_connection(error: &io::Error) -> bool {
-    matches!(
-        error.kind(),
-        io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionRefused
+/// The routes, without any middleware.
+pub fn router() -> Router {
+    Router::new()
+        .route("/ping", routing::get(ping))
+        .route("/leaky", routing::get(leaky).post(leaky))
+        .route("/fixed", routing::get(fixed).post(fixed))
+        .route("/debug/tasks", routing::get(debug_tasks))
+        .route("/metrics", routing::get(metrics))
+        .fallback(not_found)
+}
+
+/// The service: [`router`] with [`leak_check_layer`] on it, inside
+/// [`app_with`]'s panic catcher.
+pub fn app() -> Router {
+    app_with(leak_check_layer())
+}
+
+/// [`router`] with `layer` on every route, and outside it a middleware that
+/// counts requests and turns a panic (a leak, in a debug build) into a
+/// logged `500` carrying the panic's message.
+pub fn app_with<N>(layer: LeakCheckLayer<N>) -> Router
+where
+    N: NameRequest<Request> + Clone + Send + Sync + 'static,
+{
+    router()
+        .layer(layer)
+        .layer(middleware::from_fn(count_and_catch_panics))
+}
+
+/// Serves [`app`] on `listener` until `shutdown` completes, then lets the
+/// requests in flight finish and returns.
+pub async fn serve(listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) {
+    serve_app(listener, app(), shutdown).await;
+}
+
+/// Serves `app` (see [`app_with`]) on `listener` until `shutdown`
+/// completes; the peer's address is in each request's extensions, for the
+/// panic log.
+pub async fn serve_app(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
     )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    if let Err(error) = served {
+        tracing::error!(%error, "the server stopped");
+    }
 }
 
-/// Logs how a connection ended.
-fn reap(ended: Result<(Id, io::Result<()>), JoinError>, peers: &mut HashMap<Id, SocketAddr>) {
-    match ended {
-        Ok((id, outcome)) => {
-            let peer = peers.remove(&id);
-            if let Err(error) = outcome {
-                tracing::debug!(?peer, %error, "connection ended with an I/O error");
-            }
-        }
-        Err(error) => {
-            let peer = peers.remove(&error.id());
-            if error.is_panic() {
-                CONNECTION_PANICS.fetch_add(1, Ordering::Relaxed);
-                let message = panic_text(error.into_panic());
-                tracing::error!(?peer, "connection handler panicked: {message}");
-            }
+/// The outermost middleware: counts the request, and catches a panic of the
+/// rest of the stack (leakfree's, in a debug build: the report is the panic
+/// message), logs it with the peer and answers `500` with the message.
+async fn count_and_catch_panics(request: Request, next: Next) -> HttpResponse {
+    REQUESTS.fetch_add(1, Ordering::Relaxed);
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0);
+    let route = format!("{} {}", request.method(), request.uri().path());
+    match AssertUnwindSafe(next.run(request)).catch_unwind().await {
+        Ok(response) => response,
+        Err(payload) => {
+            REQUEST_PANICS.fetch_add(1, Ordering::Relaxed);
+            let message = panic_text(payload);
+            tracing::error!(?peer, %route, "request handler panicked: {message}");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("request handler panicked: {message}\n"),
+            )
+                .into_response()
         }
     }
 }
@@ -163,178 +205,46 @@ pub fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
-/// Serves one connection: requests one after another until the client
-/// closes it (or asks to close it).
-///
-/// A leakfree scope named `handle`: tasks the connection starts must be gone
-/// [`HANDLER_GRACE`] after it ends. In a debug build a survivor makes this
-/// call panic with the report; in a release build the call returns at once
-/// and the report is logged off the call path.
-#[leak_checked(grace = "100ms")]
-pub async fn handle<S>(stream: S) -> io::Result<()>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let mut stream = BufReader::new(stream);
-    // Cancelled when this call returns, by any path: the stop signal of the
-    // tasks this connection starts and owns.
-    let connection_done = CancellationToken::new();
-    let _stop_on_return = connection_done.clone().drop_guard();
-    let mut line = String::new();
-    loop {
-        let Some(request_line) = read_line(&mut stream, &mut line).await? else {
-            return Ok(());
-        };
-        let request = match Request::parse(request_line) {
-            Some(request) => request,
-            None if request_line.is_empty() => continue,
-            None => {
-                Reply::text(400, "Bad Request", "expected `GET /path`\n")
-                    .write_to(&mut stream)
-                    .await?;
-                return Ok(());
-            }
-        };
-        let mut close = request.close_after;
-        if request.has_headers {
-            while let Some(header) = read_line(&mut stream, &mut line).await? {
-                if header.is_empty() {
-                    break;
-                }
-                if let Some((name, value)) = header.split_once(':') {
-                    if name.trim().eq_ignore_ascii_case("connection") {
-                        close = value.trim().eq_ignore_ascii_case("close");
-                    }
-                }
-            }
-        }
-        let response = if request.method == "GET" {
-            route(&request.path, &connection_done)
-        } else {
-            Reply::text(405, "Method Not Allowed", "only GET is served\n")
-        };
-        response.write_to(&mut stream).await?;
-        if close {
-            return Ok(());
-        }
-    }
+async fn ping() -> &'static str {
+    "pong\n"
 }
 
-/// Reads one line (without its line ending) into `buffer`; `None` at the
-/// end of the stream. A line longer than [`MAX_LINE`] is an error.
-async fn read_line<'a, R>(reader: &mut R, buffer: &'a mut String) -> io::Result<Option<&'a str>>
-where
-    R: AsyncBufReadExt + Unpin,
-{
-    buffer.clear();
-    let limit = u64::try_from(MAX_LINE).unwrap_or(u64::MAX);
-    let read = reader.take(limit).read_line(buffer).await?;
-    if read == 0 {
-        return Ok(None);
-    }
-    if !buffer.ends_with('\n') && read >= MAX_LINE {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "request line too long",
-        ));
-    }
-    Ok(Some(buffer.trim_end_matches(['\r', '\n'])))
+async fn leaky(body: Body) -> &'static str {
+    start_config_watcher();
+    // A client that streams a body keeps this request (and its scope) open.
+    let _ = axum::body::to_bytes(body, MAX_BODY).await;
+    "started a config watcher that nothing stops: it outlives this request\n"
 }
 
-/// A parsed request line.
-#[derive(Debug)]
-struct Request {
-    method: String,
-    path: String,
-    /// `HTTP/1.x` given: headers follow, up to an empty line.
-    has_headers: bool,
-    /// HTTP/1.0 closes after one response unless asked otherwise.
-    close_after: bool,
+async fn fixed(body: Body) -> &'static str {
+    // Cancelled when this handler returns, by any path (also when its future
+    // is dropped): the stop signal of the tasks this request starts.
+    let request_done = CancellationToken::new();
+    let _stop_on_return = request_done.clone().drop_guard();
+    start_config_watcher_until(request_done);
+    let _ = axum::body::to_bytes(body, MAX_BODY).await;
+    "started a config watcher that stops when this request ends\n"
 }
 
-impl Request {
-    fn parse(line: &str) -> Option<Request> {
-        let mut parts = line.split_whitespace();
-        let method = parts.next()?.to_ascii_uppercase();
-        let path = parts.next()?;
-        let version = parts.next();
-        if parts.next().is_some() || !path.starts_with('/') {
-            return None;
-        }
-        // Query strings are not used by any route.
-        let path = path.split('?').next().unwrap_or(path).to_owned();
-        Some(Request {
-            method,
-            path,
-            has_headers: version.is_some(),
-            close_after: version == Some("HTTP/1.0"),
-        })
-    }
+async fn debug_tasks() -> String {
+    live::snapshot().to_string()
 }
 
-/// What the server answers (the client reads it as a [`Response`]).
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    reason: &'static str,
-    content_type: &'static str,
-    body: String,
+async fn metrics() -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        prometheus_text(),
+    )
 }
 
-impl Reply {
-    fn text(status: u16, reason: &'static str, body: impl Into<String>) -> Reply {
-        Reply {
-            status,
-            reason,
-            content_type: "text/plain; charset=utf-8",
-            body: body.into(),
-        }
-    }
-
-    async fn write_to<W: AsyncWrite + Unpin>(&self, writer: &mut W) -> io::Result<()> {
-        let head = format!(
-            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n\r\n",
-            self.status,
-            self.reason,
-            self.content_type,
-            self.body.len()
-        );
-        writer.write_all(head.as_bytes()).await?;
-        writer.write_all(self.body.as_bytes()).await?;
-        writer.flush().await
-    }
-}
-
-fn route(path: &str, connection_done: &CancellationToken) -> Reply {
-    match path {
-        "/ping" => Reply::text(200, "OK", "pong\n"),
-        "/leaky" => {
-            start_config_watcher();
-            Reply::text(
-                200,
-                "OK",
-                "started a config watcher that nothing stops: it outlives this connection\n",
-            )
-        }
-        "/fixed" => {
-            start_config_watcher_until(connection_done.clone());
-            Reply::text(
-                200,
-                "OK",
-                "started a config watcher that stops when this connection ends\n",
-            )
-        }
-        "/debug/tasks" => Reply::text(200, "OK", live::snapshot().to_string()),
-        "/metrics" => Reply {
-            content_type: "text/plain; version=0.0.4; charset=utf-8",
-            ..Reply::text(200, "OK", prometheus_text())
-        },
-        _ => Reply::text(
-            404,
-            "Not Found",
-            "routes: /ping /leaky /fixed /debug/tasks /metrics\n",
-        ),
-    }
+async fn not_found() -> (StatusCode, &'static str) {
+    (
+        StatusCode::NOT_FOUND,
+        "routes: /ping /leaky /fixed /debug/tasks /metrics\n",
+    )
 }
 
 /// The leak: a watcher of the configuration that nothing stops.
@@ -343,8 +253,8 @@ fn start_config_watcher() {
     spawn_named("config-watcher", watch_config(changes)); // spawn-site: leaky
 }
 
-/// The fix: the same watcher, also watching the connection's stop signal.
-/// Nothing awaits it: it ends when the connection's call returns, and
+/// The fix: the same watcher, also watching the request's stop signal.
+/// Nothing awaits it: it ends when the request's handler returns, and
 /// leakfree's settle step waits (woken by its end) for that.
 fn start_config_watcher_until(stop: CancellationToken) {
     let changes = CONFIG.subscribe();
@@ -380,7 +290,8 @@ fn apply_config(_version: u64) {
 }
 
 /// leakfree's counters and the server's own, in Prometheus' text exposition
-/// format (what `/metrics` serves).
+/// format (what `/metrics` serves). The one place the exposition is
+/// written, so that moving to a metrics library changes only this.
 pub fn prometheus_text() -> String {
     let m = live::metrics();
     let rows: [(&str, &str, &str, u64); 9] = [
@@ -427,16 +338,16 @@ pub fn prometheus_text() -> String {
             m.panics_unobserved,
         ),
         (
-            "service_connections_total",
+            "service_requests_total",
             "counter",
-            "Connections accepted.",
-            CONNECTIONS.load(Ordering::Relaxed),
+            "Requests that reached the router.",
+            REQUESTS.load(Ordering::Relaxed),
         ),
         (
-            "service_connection_panics_total",
+            "service_request_panics_total",
             "counter",
-            "Connection tasks that panicked (in a debug build, each leak).",
-            connection_panics(),
+            "Requests whose handling panicked (in a debug build, each leak).",
+            request_panics(),
         ),
     ];
     let mut text = String::new();
@@ -499,115 +410,107 @@ pub async fn wait_until(mut condition: impl FnMut() -> bool, limit: Duration) ->
 // Client
 // ---------------------------------------------------------------------------
 
+/// What can go wrong on the client side (connecting, or a broken response).
+pub type ClientError = Box<dyn std::error::Error + Send + Sync>;
+
 /// A response as a client reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     /// The status code.
     pub status: u16,
+    /// The `Content-Type` header, if any.
+    pub content_type: Option<String>,
     /// The body, as text.
     pub body: String,
 }
 
-/// A keep-alive client for the service, over any byte stream (a TCP
-/// connection, or one end of `tokio::io::duplex` for calling [`handle`]
-/// directly).
-#[derive(Debug)]
-pub struct Client<S> {
-    stream: BufReader<S>,
-    line: String,
+/// An HTTP/1 client of the service (hyper-util's, with its keep-alive
+/// connection pool); cheap to clone, clones share the pool.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: HyperClient<HttpConnector, Body>,
+    addr: SocketAddr,
 }
 
-impl Client<TcpStream> {
-    /// Connects to a server.
-    pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<Client<TcpStream>> {
-        Ok(Client::new(TcpStream::connect(addr).await?))
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
-    /// A client over `stream`.
-    pub fn new(stream: S) -> Client<S> {
+impl Client {
+    /// A client of the server at `addr`.
+    pub fn new(addr: SocketAddr) -> Client {
         Client {
-            stream: BufReader::new(stream),
-            line: String::new(),
+            http: HyperClient::builder(TokioExecutor::new()).build_http(),
+            addr,
         }
     }
 
-    /// Sends `GET path` (as HTTP/1.1, keeping the connection open) and reads
-    /// the response.
-    pub async fn get(&mut self, path: &str) -> io::Result<Response> {
-        let request = format!("GET {path} HTTP/1.1\r\nHost: leakfree-examples\r\n\r\n");
-        self.stream.write_all(request.as_bytes()).await?;
-        self.stream.flush().await?;
-        self.read_response().await
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> Result<Response, ClientError> {
+        self.send(self.request(Method::GET, path).body(Body::empty())?)
+            .await
     }
 
-    /// Sends `line` and a newline as they are (the line protocol: `GET
-    /// /ping`), and reads the response.
-    pub async fn send_line(&mut self, line: &str) -> io::Result<Response> {
-        self.stream
-            .write_all(format!("{line}\n").as_bytes())
-            .await?;
-        self.stream.flush().await?;
-        self.read_response().await
+    /// A request builder for `path` on this client's server.
+    pub fn request(&self, method: Method, path: &str) -> axum::http::request::Builder {
+        axum::http::Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.addr))
     }
 
-    async fn read_response(&mut self) -> io::Result<Response> {
-        let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
-        let status_line = read_line(&mut self.stream, &mut self.line)
-            .await?
-            .ok_or_else(|| invalid("connection closed before a response"))?;
-        let status = status_line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|code| code.parse().ok())
-            .ok_or_else(|| invalid("bad status line"))?;
-        let mut length = None;
-        while let Some(header) = read_line(&mut self.stream, &mut self.line).await? {
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':') {
-                if name.trim().eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse::<usize>().ok();
-                }
-            }
-        }
-        let length = length.ok_or_else(|| invalid("no Content-Length"))?;
-        let mut body = vec![0; length];
-        self.stream.read_exact(&mut body).await?;
-        let body = String::from_utf8(body).map_err(|_| invalid("body is not UTF-8"))?;
-        Ok(Response { status, body })
+    /// Sends `request` and reads the whole response.
+    pub async fn send(&self, request: axum::http::Request<Body>) -> Result<Response, ClientError> {
+        let response = self.http.request(request).await?;
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let body = response.into_body().collect().await?.to_bytes();
+        let body = String::from_utf8(body.to_vec())?;
+        Ok(Response {
+            status,
+            content_type,
+            body,
+        })
+    }
+
+    /// `POST path` with a body that is not finished until
+    /// [`HeldRequest::finish`]: the server's handler runs (and `/leaky`'s
+    /// scope stays open) while the body is held.
+    pub fn post_held(&self, path: &str) -> Result<HeldRequest, ClientError> {
+        let (release, released) = oneshot::channel::<()>();
+        let body = Body::from_stream(futures_util::stream::once(async move {
+            let _ = released.await;
+            Ok::<_, Infallible>(Bytes::from_static(b"done"))
+        }));
+        let request = self.request(Method::POST, path).body(body)?;
+        let client = self.clone();
+        let response = tokio::spawn(async move { client.send(request).await });
+        Ok(HeldRequest { release, response })
     }
 }
 
-/// Connects to `addr`, sends `GET path`, and returns the response; the
-/// connection is closed when this returns.
-pub async fn get(addr: impl ToSocketAddrs, path: &str) -> io::Result<Response> {
-    Client::connect(addr).await?.get(path).await
+/// A request whose body is still being sent; see [`Client::post_held`].
+#[derive(Debug)]
+pub struct HeldRequest {
+    release: oneshot::Sender<()>,
+    response: tokio::task::JoinHandle<Result<Response, ClientError>>,
+}
+
+impl HeldRequest {
+    /// Sends the rest of the body and reads the response.
+    pub async fn finish(self) -> Result<Response, ClientError> {
+        let _ = self.release.send(());
+        self.response.await?
+    }
+}
+
+/// `GET path` from the server at `addr`, on a connection of its own.
+pub async fn get(addr: SocketAddr, path: &str) -> Result<Response, ClientError> {
+    Client::new(addr).get(path).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn request_lines_parse() {
-        let http = Request::parse("GET /ping HTTP/1.1").unwrap();
-        assert_eq!((http.method.as_str(), http.path.as_str()), ("GET", "/ping"));
-        assert!(http.has_headers && !http.close_after);
-        let bare = Request::parse("get /metrics?x=1").unwrap();
-        assert_eq!(
-            (bare.method.as_str(), bare.path.as_str()),
-            ("GET", "/metrics")
-        );
-        assert!(!bare.has_headers);
-        assert!(Request::parse("GET /ping HTTP/1.0").unwrap().close_after);
-        assert!(Request::parse("").is_none());
-        assert!(Request::parse("GET").is_none());
-        assert!(Request::parse("GET ping").is_none());
-        assert!(Request::parse("GET /a HTTP/1.1 extra").is_none());
-    }
 
     #[test]
     fn metrics_are_prometheus_text() {
@@ -623,5 +526,6 @@ mod tests {
         assert_eq!(text.matches("# TYPE ").count(), 9);
         assert!(text.contains("# TYPE leakfree_scopes_with_leaks_total counter\n"));
         assert!(text.contains("# TYPE leakfree_live_tracked_tasks gauge\n"));
+        assert!(text.contains("# TYPE service_request_panics_total counter\n"));
     }
 }

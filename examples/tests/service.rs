@@ -1,7 +1,8 @@
-//! The service example, judged by leakfree: a leaky connection panics with
-//! the report in a debug build and is logged (not panicked) in a release
-//! build; the server keeps serving; the live view and the metrics show it;
-//! and 300 concurrent connections are judged each on its own.
+//! The service example, judged by leakfree's tower layer over real HTTP on
+//! loopback: a leaky request panics with the report in a debug build (the
+//! server logs it and answers 500) and is logged off the request path in a
+//! release build; the server keeps serving; the live view and the metrics
+//! show it; and 300 concurrent requests are judged each on its own.
 //!
 //! Run both builds:
 //!
@@ -15,14 +16,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use leakfree_examples::service::{
-    self, Client, HANDLER_GRACE, connection_panics, handle, wait_for_metrics,
-};
+use axum::Router;
+use leakfree_examples::service::{self, Client, HANDLER_GRACE, request_panics, wait_for_metrics};
 use leakfree_runtime::live::{self, Metrics};
 use tokio::sync::{oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
@@ -60,10 +59,11 @@ fn leaked_watcher_site() -> String {
     )
 }
 
-fn headline() -> String {
+/// The first line of the report on a leaky request.
+fn headline(scope: &str, grace: Duration) -> String {
     format!(
-        "leakfree: 1 task leaked from `handle` (grace {}ms)",
-        HANDLER_GRACE.as_millis()
+        "leakfree: 1 task leaked from `{scope}` (grace {}ms)",
+        grace.as_millis()
     )
 }
 
@@ -161,11 +161,11 @@ impl Subscriber for Capture {
     fn exit(&self, _: &Id) {}
 }
 
-/// leakfree's release-mode verdict on a scope called `handle`.
-fn is_leakfree_warning(event: &Captured) -> bool {
+/// leakfree's off-path verdict on a scope called `scope`.
+fn is_leakfree_warning(event: &Captured, scope: &str) -> bool {
     event.level == Level::WARN
         && event.target == "leakfree"
-        && event.field("scope") == Some("handle")
+        && event.field("scope") == Some(scope)
         && event.field("report").is_some()
 }
 
@@ -174,23 +174,41 @@ fn is_leakfree_warning(event: &Captured) -> bool {
 // ---------------------------------------------------------------------------
 
 struct Server {
-    addr: SocketAddr,
+    client: Client,
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
 }
 
 impl Server {
+    /// The example's service ([`service::app`]) on an ephemeral port.
     async fn start() -> Server {
+        Server::start_app(service::app()).await
+    }
+
+    async fn start_app(app: Router) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(service::serve(listener, async {
+        let task = tokio::spawn(service::serve_app(listener, app, async {
             let _ = stopped.await;
         }));
-        Server { addr, stop, task }
+        Server {
+            client: Client::new(addr),
+            stop,
+            task,
+        }
+    }
+
+    async fn get(&self, path: &str) -> service::Response {
+        self.client
+            .get(path)
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
     }
 
     async fn stop(self) {
+        // Idle keep-alive connections close with the client's pool.
+        drop(self.client);
         let _ = self.stop.send(());
         self.task.await.expect("the server task ends cleanly");
     }
@@ -222,46 +240,50 @@ fn parse_metrics(text: &str) -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// The report in a debug build's `500` answer to a leaky request.
+fn report_in_500(response: &service::Response) -> &str {
+    assert_eq!(response.status, 500, "{}", response.body);
+    response
+        .body
+        .strip_prefix("request handler panicked: ")
+        .unwrap_or_else(|| panic!("{}", response.body))
+        .trim_end()
+}
+
 // ---------------------------------------------------------------------------
-// The handler, called directly
+// One request at a time
 // ---------------------------------------------------------------------------
 
 #[tokio::test]
-async fn a_fixed_connection_is_clean() {
+async fn a_fixed_request_is_clean() {
     let _serial = SERIAL.lock().await;
+    let server = Server::start().await;
     let before = live::metrics();
-    let (client, server) = tokio::io::duplex(4096);
-    let (handled, response) = tokio::join!(handle(server), async move {
-        let mut client = Client::new(client);
-        client.get("/fixed").await
-    });
-    handled.expect("the handler ends without error");
-    let response = response.expect("a response");
+    let response = server.get("/fixed").await;
     assert_eq!(response.status, 200);
-    assert!(response.body.contains("stops when this connection ends"));
+    assert!(response.body.contains("stops when this request ends"));
     let after = settled(&before, 1).await;
     assert_eq!(after.scopes_ended, before.scopes_ended + 1);
     assert_eq!(after.scopes_with_leaks, before.scopes_with_leaks);
     assert_eq!(after.leaks_found, before.leaks_found);
+    server.stop().await;
 }
 
 #[cfg(debug_assertions)]
 #[tokio::test]
-async fn a_leaky_handler_panics_with_the_report_in_a_debug_build() {
+async fn a_leaky_request_panics_with_the_report_in_a_debug_build() {
     let _serial = SERIAL.lock().await;
+    let server = Server::start().await;
     let before = live::metrics();
-    let (client, server) = tokio::io::duplex(4096);
-    let handler = tokio::spawn(handle(server));
-    // The client asks for the leak, reads the answer and hangs up.
-    let response = Client::new(client).get("/leaky").await.expect("a response");
-    assert_eq!(response.status, 200);
-
-    let error = handler
-        .await
-        .expect_err("a leak panics the call in a debug build");
-    assert!(error.is_panic(), "{error}");
-    let message = service::panic_text(error.into_panic());
-    assert!(message.starts_with(&headline()), "{message}");
+    // The client asks for the leak and reads the answer: after the grace,
+    // the response future panicked with the report, and the outer
+    // middleware answered 500 with it.
+    let response = server.get("/leaky").await;
+    let message = report_in_500(&response);
+    assert!(
+        message.starts_with(&headline("GET /leaky", HANDLER_GRACE)),
+        "{message}"
+    );
     assert!(message.contains(&leaked_watcher_site()), "{message}");
     // A `watch` receiver parked in `changed()`: its channel holds the waker.
     assert!(
@@ -279,49 +301,59 @@ async fn a_leaky_handler_panics_with_the_report_in_a_debug_build() {
     assert_eq!(after.live_tracked_tasks, before.live_tracked_tasks);
     assert_eq!(after.scopes_with_leaks, before.scopes_with_leaks + 1);
     assert_eq!(after.leaks_found, before.leaks_found + 1);
+    server.stop().await;
 }
 
 #[cfg(not(debug_assertions))]
 #[tokio::test]
-async fn a_leaky_handler_logs_off_the_call_path_in_a_release_build() {
+async fn a_leaky_request_logs_off_the_request_path_in_a_release_build() {
+    // A grace far above the time the answer takes to reach the client, so
+    // that "answered before the verdict" does not depend on the machine's
+    // speed; the example's own grace is checked by the server test.
+    const LONG_GRACE: Duration = Duration::from_secs(2);
     let _serial = SERIAL.lock().await;
     let capture = Capture::new();
     let _default = tracing::subscriber::set_default(capture.clone());
+    let layer = leakfree_runtime::tower::LeakCheckLayer::builder()
+        .grace(LONG_GRACE)
+        .build()
+        .unwrap();
+    let server = Server::start_app(service::app_with(layer)).await;
     let before = live::metrics();
-    let (client, server) = tokio::io::duplex(4096);
-    let (handled, response) = tokio::join!(handle(server), async move {
-        let mut client = Client::new(client);
-        client.get("/leaky").await
-        // The client hangs up here.
-    });
-    // Nothing has awaited since the handler returned, and this runtime has
-    // one thread: the off-path verdict has not even started. The handler
-    // returned while the leaked watcher was alive and its scope open, that
-    // is, before the grace could elapse.
-    let returned = live::metrics();
-    handled.expect("no panic and no error in a release build");
-    assert_eq!(response.expect("a response").status, 200);
+    let response = server.get("/leaky").await;
+    // The answer came while the leaked watcher was alive and its scope
+    // open: the verdict had not been reached.
+    let answered = live::metrics();
+    assert_eq!(response.status, 200, "no panic in a release build");
     assert_eq!(
-        returned.live_tracked_tasks,
+        answered.live_tracked_tasks,
         before.live_tracked_tasks + 1,
-        "{returned:?}"
+        "{answered:?}"
     );
-    assert_eq!(returned.live_scopes, before.live_scopes + 1);
-    assert_eq!(returned.scopes_ended, before.scopes_ended);
+    assert_eq!(answered.live_scopes, before.live_scopes + 1);
+    assert_eq!(answered.scopes_ended, before.scopes_ended);
+    assert!(
+        capture
+            .find(&|e| is_leakfree_warning(e, "GET /leaky"))
+            .is_none()
+    );
 
     let warning = capture
-        .wait_for(is_leakfree_warning)
+        .wait_for(|e| is_leakfree_warning(e, "GET /leaky"))
         .await
-        .expect("leakfree's WARN event for `handle`");
+        .expect("leakfree's WARN event for `GET /leaky`");
     assert_eq!(warning.field("leaked"), Some("1"));
     assert_eq!(warning.field("zombies"), Some("0"));
     let report = warning.field("report").unwrap_or_default();
-    assert!(report.starts_with(&headline()), "{report}");
+    assert!(
+        report.starts_with(&headline("GET /leaky", LONG_GRACE)),
+        "{report}"
+    );
     assert!(report.contains(&leaked_watcher_site()), "{report}");
     let group = capture
         .wait_for(|e| {
             e.target == "leakfree"
-                && e.field("scope") == Some("handle")
+                && e.field("scope") == Some("GET /leaky")
                 && e.field("count") == Some("1")
         })
         .await
@@ -339,14 +371,11 @@ async fn a_leaky_handler_logs_off_the_call_path_in_a_release_build() {
     let after = settled(&before, 1).await;
     assert_eq!(after.scopes_with_leaks, before.scopes_with_leaks + 1);
     assert_eq!(after.leaks_found, before.leaks_found + 1);
+    server.stop().await;
 }
 
-// ---------------------------------------------------------------------------
-// The server, over TCP
-// ---------------------------------------------------------------------------
-
 #[tokio::test]
-async fn the_server_reports_a_leaky_connection_and_keeps_serving() {
+async fn the_server_reports_a_leaky_request_and_keeps_serving() {
     let _serial = SERIAL.lock().await;
     // This runtime has one thread, so the server's and leakfree's events are
     // all emitted here, where the capture is installed.
@@ -354,25 +383,33 @@ async fn the_server_reports_a_leaky_connection_and_keeps_serving() {
     let _default = tracing::subscriber::set_default(capture.clone());
     let server = Server::start().await;
     let before = live::metrics();
-    let panics_before = connection_panics();
+    let panics_before = request_panics();
 
-    // The line protocol, as `nc` would speak it.
-    let mut line_client = Client::connect(server.addr).await.unwrap();
-    let pong = line_client.send_line("GET /ping").await.unwrap();
+    let pong = server.get("/ping").await;
     assert_eq!((pong.status, pong.body.as_str()), (200, "pong\n"));
-    let missing = line_client.send_line("GET /nope").await.unwrap();
+    let missing = server.get("/nope").await;
     assert_eq!(missing.status, 404);
-    drop(line_client);
+    assert!(missing.body.contains("/debug/tasks"), "{}", missing.body);
 
-    // A connection starts the leak and stays open.
-    let mut leaky = Client::connect(server.addr).await.unwrap();
-    assert_eq!(leaky.get("/leaky").await.unwrap().status, 200);
+    // A request starts the leak and stays open while its body is sent.
+    let leaky = server.client.post_held("/leaky").unwrap();
+    wait_for_metrics(
+        |m| m.live_tracked_tasks == before.live_tracked_tasks + 1,
+        LIMIT,
+    )
+    .await
+    .expect("the /leaky handler starts its watcher");
 
     // The live view shows the watcher, where it was spawned and its state.
-    let tasks = service::get(server.addr, "/debug/tasks").await.unwrap();
+    let tasks = server.get("/debug/tasks").await;
     assert_eq!(tasks.status, 200);
     assert!(tasks.body.starts_with("leakfree: "), "{}", tasks.body);
-    assert!(tasks.body.contains("scope `handle`"), "{}", tasks.body);
+    assert!(tasks.body.contains("scope `POST /leaky`"), "{}", tasks.body);
+    assert!(
+        tasks.body.contains("scope `GET /debug/tasks`"),
+        "{}",
+        tasks.body
+    );
     let watcher = format!("1 x {}", leaked_watcher_site());
     assert!(tasks.body.contains(&watcher), "{}", tasks.body);
     assert!(
@@ -381,19 +418,24 @@ async fn the_server_reports_a_leaky_connection_and_keeps_serving() {
         tasks.body
     );
 
-    let metrics = service::get(server.addr, "/metrics").await.unwrap();
+    let metrics = server.get("/metrics").await;
     assert_eq!(metrics.status, 200);
+    assert_eq!(
+        metrics.content_type.as_deref(),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
     let values = parse_metrics(&metrics.body);
     assert_eq!(values.len(), 9, "{}", metrics.body);
     assert!(values["leakfree_live_tracked_tasks"] > before.live_tracked_tasks);
+    // The held /leaky request and this one.
     assert!(values["leakfree_live_scopes"] >= 2, "{}", metrics.body);
     assert_eq!(
         values["leakfree_scopes_with_leaks_total"],
         before.scopes_with_leaks
     );
 
-    // The leaky connection ends: after the grace, leakfree judges it.
-    drop(leaky);
+    // The leaky request ends: after the grace, leakfree judges it.
+    let answered = leaky.finish().await.expect("an answer to /leaky");
     let after = wait_for_metrics(
         |m| {
             m.scopes_with_leaks > before.scopes_with_leaks
@@ -402,103 +444,114 @@ async fn the_server_reports_a_leaky_connection_and_keeps_serving() {
         LIMIT,
     )
     .await
-    .expect("the leaky connection's verdict, and the watcher cancelled");
+    .expect("the leaky request's verdict, and the watcher cancelled");
     assert_eq!(after.scopes_with_leaks, before.scopes_with_leaks + 1);
     assert_eq!(after.leaks_found, before.leaks_found + 1);
 
+    let headline = headline("POST /leaky", HANDLER_GRACE);
     if cfg!(debug_assertions) {
-        // The connection's task panicked with the report; the accept loop
-        // logged it.
+        // The response future panicked with the report; the outer
+        // middleware logged it and answered 500 with it.
+        let report = report_in_500(&answered);
+        assert!(report.starts_with(&headline), "{report}");
         let logged = capture
             .wait_for(|e| {
                 e.level == Level::ERROR
                     && e.target == "leakfree_examples::service"
                     && e.field("message")
-                        .is_some_and(|m| m.contains("connection handler panicked"))
+                        .is_some_and(|m| m.contains("request handler panicked"))
             })
             .await
-            .expect("the server's log of the panicked connection");
+            .expect("the server's log of the panicked request");
         let message = logged.field("message").unwrap_or_default();
-        assert!(message.contains(&headline()), "{message}");
+        assert!(message.contains(&headline), "{message}");
         assert!(message.contains(&leaked_watcher_site()), "{message}");
         assert!(
             logged
                 .field("peer")
-                .is_some_and(|p| p.contains("127.0.0.1"))
+                .is_some_and(|p| p.contains("127.0.0.1")),
+            "{logged:?}"
         );
-        assert_eq!(connection_panics(), panics_before + 1);
-        assert!(capture.find(&is_leakfree_warning).is_none());
+        assert_eq!(logged.field("route"), Some("POST /leaky"));
+        assert_eq!(request_panics(), panics_before + 1);
+        assert!(
+            capture
+                .find(&|e| is_leakfree_warning(e, "POST /leaky"))
+                .is_none()
+        );
     } else {
+        assert_eq!(answered.status, 200, "{}", answered.body);
         let warning = capture
-            .wait_for(is_leakfree_warning)
+            .wait_for(|e| is_leakfree_warning(e, "POST /leaky"))
             .await
-            .expect("leakfree's WARN event for `handle`");
+            .expect("leakfree's WARN event for `POST /leaky`");
         let report = warning.field("report").unwrap_or_default();
-        assert!(report.starts_with(&headline()), "{report}");
-        assert_eq!(connection_panics(), panics_before);
+        assert!(report.starts_with(&headline), "{report}");
+        assert!(report.contains(&leaked_watcher_site()), "{report}");
+        assert_eq!(request_panics(), panics_before);
     }
 
     // Still serving.
-    let pong = service::get(server.addr, "/ping").await.unwrap();
+    let pong = server.get("/ping").await;
     assert_eq!((pong.status, pong.body.as_str()), (200, "pong\n"));
-    let metrics = parse_metrics(&service::get(server.addr, "/metrics").await.unwrap().body);
+    let metrics = parse_metrics(&server.get("/metrics").await.body);
     assert_eq!(
         metrics["leakfree_scopes_with_leaks_total"],
         before.scopes_with_leaks + 1
     );
-    assert_eq!(
-        metrics["service_connection_panics_total"],
-        connection_panics()
-    );
+    assert_eq!(metrics["service_request_panics_total"], request_panics());
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn three_hundred_concurrent_connections_are_judged_each_on_its_own() {
-    const CONNECTIONS: usize = 300;
-    // Every third connection leaks; the others ping, or start a watcher
-    // that stops with their connection (tracked tasks that end in time).
+async fn three_hundred_concurrent_requests_are_judged_each_on_its_own() {
+    const REQUESTS: usize = 300;
+    // Every third request leaks; the others ping, or start a watcher that
+    // stops with their request (tracked tasks that end in time).
     const ROUTES: [&str; 3] = ["/leaky", "/fixed", "/ping"];
     let _serial = SERIAL.lock().await;
     let server = Server::start().await;
     let before = live::metrics();
-    let panics_before = connection_panics();
+    let panics_before = request_panics();
 
     let mut clients = JoinSet::new();
-    for i in 0..CONNECTIONS {
-        let (addr, route) = (server.addr, ROUTES[i % ROUTES.len()]);
-        clients.spawn(async move { (route, service::get(addr, route).await) });
+    for i in 0..REQUESTS {
+        let (client, route) = (server.client.clone(), ROUTES[i % ROUTES.len()]);
+        clients.spawn(async move { (route, client.get(route).await) });
     }
     let mut leaky = 0;
     while let Some(joined) = clients.join_next().await {
         let (route, response) = joined.expect("the client task");
         let response = response.unwrap_or_else(|e| panic!("GET {route}: {e}"));
-        assert_eq!(response.status, 200, "GET {route}: {}", response.body);
+        if route == "/leaky" && cfg!(debug_assertions) {
+            let report = report_in_500(&response);
+            assert!(
+                report.starts_with(&headline("GET /leaky", HANDLER_GRACE)),
+                "{report}"
+            );
+        } else {
+            assert_eq!(response.status, 200, "GET {route}: {}", response.body);
+        }
         leaky += u64::from(route == "/leaky");
     }
     assert_eq!(leaky, 100);
 
-    // Every connection's scope ends (the leaky ones after the grace), and
+    // Every request's scope ends (the leaky ones after the grace), and
     // every leaked watcher is cancelled.
-    let after = settled(&before, CONNECTIONS as u64).await;
-    assert_eq!(after.scopes_ended, before.scopes_ended + CONNECTIONS as u64);
-    // Exactly the leaky connections were found leaking, one task each; the
+    let after = settled(&before, REQUESTS as u64).await;
+    assert_eq!(after.scopes_ended, before.scopes_ended + REQUESTS as u64);
+    // Exactly the leaky requests were found leaking, one task each; the
     // clean ones, running at the same time, never were.
     assert_eq!(after.scopes_with_leaks, before.scopes_with_leaks + leaky);
     assert_eq!(after.leaks_found, before.leaks_found + leaky);
     assert_eq!(after.zombies_found, before.zombies_found);
     assert_eq!(after.panics_unobserved, before.panics_unobserved);
 
+    // The panics were caught before each answer went out.
     let expected_panics = if cfg!(debug_assertions) { leaky } else { 0 };
-    let reaped = service::wait_until(
-        || connection_panics() >= panics_before + expected_panics,
-        LIMIT,
-    )
-    .await;
-    assert!(reaped, "the server reaped {} panics", connection_panics());
-    assert_eq!(connection_panics(), panics_before + expected_panics);
+    assert_eq!(request_panics(), panics_before + expected_panics);
 
-    let pong = service::get(server.addr, "/ping").await.unwrap();
+    let pong = server.get("/ping").await;
     assert_eq!(pong.body, "pong\n");
     server.stop().await;
 }
@@ -524,7 +577,7 @@ fn the_demo_shows_the_leak_the_live_view_and_the_metrics() {
     };
     assert!(stdout.contains(&format!("({build} build)")), "{stdout}");
     assert!(stdout.contains("GET /ping -> 200 pong"), "{stdout}");
-    assert!(stdout.contains("scope `handle`"), "{stdout}");
+    assert!(stdout.contains("scope `POST /leaky`"), "{stdout}");
     assert!(stdout.contains(&leaked_watcher_site()), "{stdout}");
     assert!(stdout.contains("pong (still serving)"), "{stdout}");
     assert!(
@@ -534,17 +587,29 @@ fn the_demo_shows_the_leak_the_live_view_and_the_metrics() {
     assert!(stdout.contains("leakfree_live_tracked_tasks 0"), "{stdout}");
     // The report on standard error: the panic the server logged (debug) or
     // leakfree's WARN event (release).
-    assert!(stderr.contains(&headline()), "{stderr}");
+    let headline = headline("POST /leaky", HANDLER_GRACE);
+    assert!(stderr.contains(&headline), "{stderr}");
     if cfg!(debug_assertions) {
-        assert!(stderr.contains("connection handler panicked"), "{stderr}");
         assert!(
-            stdout.contains("service_connection_panics_total 1"),
+            stderr.contains("ERROR leakfree_examples::service: request handler panicked"),
+            "{stderr}"
+        );
+        assert!(
+            stdout.contains("-> 500 request handler panicked"),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("service_request_panics_total 1"),
             "{stdout}"
         );
     } else {
         assert!(stderr.contains("WARN leakfree"), "{stderr}");
         assert!(
-            stdout.contains("service_connection_panics_total 0"),
+            stdout.contains("POST /leaky (body sent) -> 200"),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("service_request_panics_total 0"),
             "{stdout}"
         );
     }

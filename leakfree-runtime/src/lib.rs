@@ -70,6 +70,8 @@ mod runtime;
 mod scope;
 mod spawn;
 mod task;
+#[cfg(feature = "tower")]
+pub mod tower;
 
 /// The README's code, compiled and run as doctests.
 #[cfg(doctest)]

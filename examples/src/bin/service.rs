@@ -1,4 +1,4 @@
-//! `service`: a TCP service whose connection handler is `#[leak_checked]`.
+//! `service`: an axum service with leakfree's tower layer on its router.
 //!
 //! ```text
 //! service [--addr ADDR]    serve until Ctrl-C (default 127.0.0.1:7878)
@@ -18,15 +18,17 @@ use tokio::net::TcpListener;
 const USAGE: &str = "\
 usage: service [--addr ADDR] | --demo
 
-Serves a line/HTTP protocol whose connection handler is #[leak_checked]:
+Serves HTTP/1 (axum); every request runs in a leakfree scope (the
+leakfree_runtime::tower::LeakCheckLayer on the router):
   GET /ping           pong
-  GET /leaky          starts a task that outlives the connection (the leak)
-  GET /fixed          the same task, stopped when the connection ends
+  GET /leaky          starts a task that outlives the request (the leak)
+  GET /fixed          the same task, stopped when the request ends
   GET /debug/tasks    leakfree's live scopes and tasks
   GET /metrics        leakfree's counters, Prometheus text format
 
-A leaky connection panics with leakfree's report in a debug build (the
-server logs it and goes on) and is logged in a release build (--release).
+A leaky request panics with leakfree's report in a debug build (the server
+logs it, answers 500 and goes on) and is logged in a release build
+(--release).
 
 OPTIONS
   --addr ADDR   where to listen (default 127.0.0.1:7878); serves until Ctrl-C
@@ -38,7 +40,7 @@ Try: curl localhost:7878/leaky; curl localhost:7878/debug/tasks";
 
 const DEFAULT_ADDR: &str = "127.0.0.1:7878";
 
-/// How long the demo waits for the leaky connection's verdict (the handler's
+/// How long the demo waits for the leaky request's verdict (the handler's
 /// grace plus scheduling).
 const VERDICT_LIMIT: Duration = Duration::from_secs(5);
 
@@ -84,7 +86,7 @@ async fn main() -> ExitCode {
             Ok(listener) => {
                 let local = listener.local_addr().map_or(addr, |a| a.to_string());
                 let build = if cfg!(debug_assertions) {
-                    "debug build: a leak panics the connection's task"
+                    "debug build: a leak panics the request"
                 } else {
                     "release build: a leak is logged"
                 };
@@ -115,7 +117,7 @@ async fn main() -> ExitCode {
 }
 
 /// Serves on a free port and makes each request once.
-async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+async fn demo() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -128,27 +130,40 @@ async fn demo() -> Result<(), Box<dyn std::error::Error>> {
         "release"
     };
     println!("== service on {addr} ({build} build)");
+    let client = Client::new(addr);
 
-    let ping = service::get(addr, "/ping").await?;
+    let ping = client.get("/ping").await?;
     println!("GET /ping -> {} {}", ping.status, ping.body.trim_end());
 
-    // A connection that starts the leak and stays open: its scope is live,
-    // and so is the watcher it started.
+    // A request that starts the leak and stays open while its body is
+    // being sent: its scope is live, and so is the watcher it started.
     let before = live::metrics();
-    let mut leaky = Client::connect(addr).await?;
-    let started = leaky.get("/leaky").await?;
+    let leaky = client.post_held("/leaky")?;
+    let started = service::wait_for_metrics(
+        |m| m.live_tracked_tasks > before.live_tracked_tasks,
+        VERDICT_LIMIT,
+    )
+    .await;
     println!(
-        "GET /leaky -> {} {} (connection kept open)",
-        started.status,
-        started.body.trim_end()
+        "POST /leaky -> (body still being sent; {})",
+        if started.is_ok() {
+            "its handler started the watcher"
+        } else {
+            "no watcher seen yet"
+        }
     );
 
-    let tasks = service::get(addr, "/debug/tasks").await?;
+    let tasks = client.get("/debug/tasks").await?;
     println!("GET /debug/tasks ->\n{}", indent(&tasks.body));
 
-    // The leaky connection ends: after the grace, leakfree judges it.
-    drop(leaky);
-    println!("closed the /leaky connection; waiting for leakfree's verdict");
+    // The leaky request ends: after the grace, leakfree judges it.
+    let answered = leaky.finish().await?;
+    println!(
+        "POST /leaky (body sent) -> {} {}",
+        answered.status,
+        first_line(&answered.body)
+    );
+    println!("waiting for leakfree's verdict on the /leaky request");
     let verdict = service::wait_for_metrics(
         |m| m.scopes_with_leaks > before.scopes_with_leaks && m.live_tracked_tasks == 0,
         VERDICT_LIMIT,
@@ -156,35 +171,33 @@ async fn demo() -> Result<(), Box<dyn std::error::Error>> {
     .await;
     match verdict {
         Ok(_) if cfg!(debug_assertions) => println!(
-            "verdict: the connection's task panicked with the report (see the log on stderr); \
-             the leaked watcher was cancelled"
+            "verdict: the response future panicked with the report after the grace; the \
+             server logged it (stderr) and answered 500; the leaked watcher was cancelled"
         ),
         Ok(_) => println!(
-            "verdict: logged off the call path (WARN leakfree, see stderr); \
+            "verdict: logged off the request path (WARN leakfree, see stderr); \
              the leaked watcher was cancelled"
         ),
         Err(m) => println!("verdict: none yet after {VERDICT_LIMIT:?} ({m:?})"),
     }
-    if cfg!(debug_assertions) {
-        // The accept loop reaps the panicked task on its next turn.
-        let reaped = service::wait_until(|| service::connection_panics() >= 1, VERDICT_LIMIT).await;
-        if !reaped {
-            println!("the server has not reaped the panicked connection yet");
-        }
-    }
 
-    let ping = service::get(addr, "/ping").await?;
+    let ping = client.get("/ping").await?;
     println!(
         "GET /ping -> {} {} (still serving)",
         ping.status,
         ping.body.trim_end()
     );
-    let metrics = service::get(addr, "/metrics").await?;
+    let metrics = client.get("/metrics").await?;
     println!("GET /metrics ->\n{}", indent(&metrics.body));
 
+    drop(client);
     let _ = stop.send(());
     server.await?;
     Ok(())
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default()
 }
 
 fn indent(text: &str) -> String {

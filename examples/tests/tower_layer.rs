@@ -1,0 +1,338 @@
+//! `leakfree_runtime::tower::LeakCheckLayer` with real servers on loopback:
+//! an axum router, tower's `ServiceBuilder` on a plain hyper server, a
+//! client that hangs up mid-request and a timeout that gives up on one.
+//!
+//! Reports are collected with `Policy::handler` and waited for on a
+//! channel; no test sleeps for a fixed time. Each test has its own layer and
+//! its own channel, so they can run at the same time.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::Path;
+use axum::routing::get;
+use http_body_util::{Empty, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use leakfree_examples::service::Client;
+use leakfree_runtime::tower::{LeakCheckLayer, LeakCheckLayerBuilder};
+use leakfree_runtime::{LeakReport, spawn};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tower::ServiceBuilder;
+
+/// An upper bound for every wait: never reached when things work.
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// Ample for a clean request's unawaited task to see its signal and end on
+/// a busy machine (a shorter one can judge it leaked before it was
+/// polled); every wait is for an event, so it only sets how long a leak's
+/// verdict takes.
+const GRACE: Duration = Duration::from_millis(500);
+
+/// What the layer's handler saw of one report.
+#[derive(Debug)]
+struct Reported {
+    scope: String,
+    leaked: usize,
+    aborted: usize,
+    files: Vec<String>,
+    text: String,
+}
+
+/// A layer builder whose handler sends every report to the receiver.
+fn collecting() -> (LeakCheckLayerBuilder, mpsc::UnboundedReceiver<Reported>) {
+    let (reports, reported) = mpsc::unbounded_channel();
+    let builder = LeakCheckLayer::builder()
+        .grace(GRACE)
+        .handler(move |report: &LeakReport| {
+            let _ = reports.send(Reported {
+                scope: report.scope_name().to_owned(),
+                leaked: report.leaked().len(),
+                aborted: report.aborted(),
+                files: report
+                    .leaked()
+                    .iter()
+                    .map(|task| task.location().file().to_owned())
+                    .collect(),
+                text: report.to_string(),
+            });
+        });
+    (builder, reported)
+}
+
+async fn next_report(reported: &mut mpsc::UnboundedReceiver<Reported>) -> Reported {
+    tokio::time::timeout(LIMIT, reported.recv())
+        .await
+        .expect("a report in time")
+        .expect("the layer lives")
+}
+
+/// Sends `()` when dropped: tells a test that a task was cancelled.
+struct OnDrop(Option<oneshot::Sender<()>>);
+
+impl Drop for OnDrop {
+    fn drop(&mut self) {
+        if let Some(dropped) = self.0.take() {
+            let _ = dropped.send(());
+        }
+    }
+}
+
+/// A request's work that never ends, and a task of it that never ends
+/// either: `started` is notified once the task exists, `cancelled` fires
+/// when the task is dropped.
+async fn hang(started: Arc<Notify>, cancelled: oneshot::Sender<()>) {
+    let guard = OnDrop(Some(cancelled));
+    spawn(async move {
+        let _guard = guard;
+        std::future::pending::<()>().await;
+    });
+    started.notify_one();
+    std::future::pending::<()>().await;
+}
+
+/// One slot for a `oneshot::Sender` a route takes once.
+type Slot = Arc<std::sync::Mutex<Option<oneshot::Sender<()>>>>;
+
+fn slot() -> (Slot, oneshot::Receiver<()>) {
+    let (sender, receiver) = oneshot::channel();
+    (Arc::new(std::sync::Mutex::new(Some(sender))), receiver)
+}
+
+fn take(slot: &Slot) -> oneshot::Sender<()> {
+    slot.lock().unwrap().take().expect("the route runs once")
+}
+
+async fn serve_axum(app: Router) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+/// The leaky route: a task that nothing stops.
+async fn leaky(Path(n): Path<u32>) -> String {
+    spawn(std::future::pending::<()>());
+    format!("leaked {n}\n")
+}
+
+/// The clean route: a task awaited, and one that ends on a signal the
+/// handler sends before it returns (it is not awaited: the scope's settle
+/// step waits for it).
+async fn clean() -> &'static str {
+    spawn(async {}).await.unwrap();
+    let (done, finished) = oneshot::channel::<()>();
+    spawn(async move {
+        let _ = finished.await;
+    });
+    let _ = done.send(());
+    "clean\n"
+}
+
+#[tokio::test]
+async fn an_axum_router_reports_each_leaky_request_once_and_clean_ones_never() {
+    let (builder, mut reported) = collecting();
+    let app = Router::new()
+        .route("/leaky/{n}", get(leaky))
+        .route("/clean", get(clean))
+        .layer(builder.build().unwrap());
+    let client = Client::new(serve_axum(app).await);
+
+    for _ in 0..5 {
+        assert_eq!(client.get("/clean").await.unwrap().body, "clean\n");
+    }
+    assert_eq!(client.get("/leaky/1").await.unwrap().body, "leaked 1\n");
+    for _ in 0..5 {
+        assert_eq!(client.get("/clean").await.unwrap().body, "clean\n");
+    }
+    let first = next_report(&mut reported).await;
+    assert_eq!(first.scope, "GET /leaky/1", "{}", first.text);
+    assert_eq!((first.leaked, first.aborted), (1, 1), "{}", first.text);
+    assert!(
+        first.files[0].ends_with("examples/tests/tower_layer.rs"),
+        "{first:?}"
+    );
+    assert!(
+        first
+            .text
+            .starts_with("leakfree: 1 task leaked from `GET /leaky/1` (grace 500ms)"),
+        "{}",
+        first.text
+    );
+
+    // A second leak, made after every clean request was answered: its
+    // verdict comes a grace after its own end, so any verdict on the clean
+    // requests (reached as each ended) would have come before it.
+    client.get("/leaky/2").await.unwrap();
+    let second = next_report(&mut reported).await;
+    assert_eq!(second.scope, "GET /leaky/2", "{}", second.text);
+    assert_eq!(second.leaked, 1);
+    assert!(
+        reported.try_recv().is_err(),
+        "no report on the clean requests"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_hangs_up_mid_request_ends_the_scope_and_its_task_is_cancelled() {
+    let (builder, mut reported) = collecting();
+    let started = Arc::new(Notify::new());
+    let (cancel_slot, cancelled) = slot();
+    let app = {
+        let started = started.clone();
+        Router::new().route(
+            "/hang",
+            get(move || hang(started.clone(), take(&cancel_slot))),
+        )
+    };
+    let addr = serve_axum(app.layer(builder.build().unwrap())).await;
+
+    // A real HTTP/1 client on a connection of its own, so that the test
+    // decides when the connection goes.
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    let connection = tokio::spawn(connection);
+    let request = Request::get("/hang")
+        .header("host", "127.0.0.1")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let response = tokio::spawn(async move { sender.send_request(request).await });
+    tokio::time::timeout(LIMIT, started.notified())
+        .await
+        .expect("the handler starts");
+
+    // The client hangs up: the request future and the connection go, and
+    // with them the socket.
+    response.abort();
+    connection.abort();
+    let _ = response.await;
+    let _ = connection.await;
+
+    let report = next_report(&mut reported).await;
+    assert_eq!(report.scope, "GET /hang", "{}", report.text);
+    assert_eq!((report.leaked, report.aborted), (1, 1), "{}", report.text);
+    tokio::time::timeout(LIMIT, cancelled)
+        .await
+        .expect("the request's task is cancelled")
+        .expect("dropped, not forgotten");
+}
+
+/// The hyper-facing handler of the plain-hyper test.
+async fn hyper_route(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let body = match request.uri().path() {
+        "/leaky" => {
+            spawn(std::future::pending::<()>());
+            "leaked\n"
+        }
+        _ => clean().await,
+    };
+    Ok(Response::new(Full::new(Bytes::from_static(
+        body.as_bytes(),
+    ))))
+}
+
+/// Accepts connections and serves each with hyper's HTTP/1 server.
+async fn serve_hyper<S>(service: S) -> SocketAddr
+where
+    S: tower::Service<Request<Incoming>, Response = Response<Full<Bytes>>> + Clone + Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::Future: Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let service = TowerToHyperService::new(service.clone());
+            tokio::spawn(async move {
+                // A connection that fails (a timed-out request) just ends.
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_builder_on_a_plain_hyper_server_with_named_scopes() {
+    let (builder, mut reported) = collecting();
+    let layer = builder
+        .build()
+        .unwrap()
+        .name_with(|request: &Request<Incoming>| format!("hyper {}", request.uri().path()));
+    let service = ServiceBuilder::new().layer(layer).service_fn(hyper_route);
+    let client = Client::new(serve_hyper(service).await);
+
+    for _ in 0..3 {
+        assert_eq!(client.get("/clean").await.unwrap().body, "clean\n");
+    }
+    assert_eq!(client.get("/leaky").await.unwrap().body, "leaked\n");
+    let report = next_report(&mut reported).await;
+    assert_eq!(report.scope, "hyper /leaky", "{}", report.text);
+    assert_eq!(report.leaked, 1);
+    // The clean requests were all judged before the leaky one began.
+    assert!(reported.try_recv().is_err(), "{:?}", reported.try_recv());
+}
+
+#[tokio::test]
+async fn a_timeout_outside_the_layer_ends_the_scope_it_gives_up_on() {
+    let (builder, mut reported) = collecting();
+    let started = Arc::new(Notify::new());
+    let (cancel_slot, cancelled) = slot();
+    let service = {
+        let started = started.clone();
+        ServiceBuilder::new()
+            // Far longer than the handler takes to start its task; the
+            // handler then never answers, so the timeout always fires.
+            .timeout(Duration::from_millis(200))
+            .layer(builder.build().unwrap())
+            .service_fn(move |_: Request<Incoming>| {
+                let (started, cancelled) = (started.clone(), take(&cancel_slot));
+                async move {
+                    hang(started, cancelled).await;
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+                }
+            })
+    };
+    let client = Client::new(serve_hyper(service).await);
+    let request = tokio::spawn(async move { client.get("/slow").await });
+    tokio::time::timeout(LIMIT, started.notified())
+        .await
+        .expect("the handler starts");
+
+    let report = next_report(&mut reported).await;
+    assert_eq!(report.scope, "GET /slow", "{}", report.text);
+    assert_eq!((report.leaked, report.aborted), (1, 1), "{}", report.text);
+    tokio::time::timeout(LIMIT, cancelled)
+        .await
+        .expect("the request's task is cancelled")
+        .expect("dropped, not forgotten");
+    // hyper closes a connection whose service failed: no answer.
+    assert!(request.await.unwrap().is_err());
+}
+
+#[test]
+fn a_bad_glob_is_an_error_at_construction() {
+    let error = LeakCheckLayer::builder()
+        .ignore_name("")
+        .build()
+        .unwrap_err();
+    assert_eq!(error.option(), "ignore_name");
+    assert!(
+        error
+            .to_string()
+            .starts_with("leakfree: `ignore_name` \"\" is empty; expected"),
+        "{error}"
+    );
+}
