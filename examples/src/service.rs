@@ -106,9 +106,10 @@ pub fn request_panics() -> u64 {
 /// the request path and logged.
 pub fn leak_check_layer() -> LeakCheckLayer {
     let debug = cfg!(debug_assertions);
+    let policy = if debug { Policy::Panic } else { Policy::Log };
     LeakCheckLayer::builder()
         .grace(HANDLER_GRACE)
-        .policy(Policy::for_build(debug))
+        .policy(policy)
         .detach_verdict(!debug)
         .build()
         .expect("no globs, nothing to reject")

@@ -16,6 +16,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{Location, resume_unwind};
 use std::sync::Arc;
+use std::task::{Context, Waker};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -295,8 +296,13 @@ impl Scope {
         }
     }
 
-    /// Hands the rest of the exit protocol to a task of its own (or, with no
-    /// runtime left, aborts everything at once).
+    /// Ends the scope without making the caller wait. A scope whose tasks
+    /// are all gone (and that does not count untracked ones) needs no wait
+    /// at all: its exit protocol settles, judges and closes in one poll, made
+    /// here, on the caller's path. Any other scope hands the protocol to a
+    /// task of its own, as does a clean-looking one whose single poll finds a
+    /// task spawned into it meanwhile. With no runtime left, aborts
+    /// everything at once.
     fn finish_off_path(&mut self) {
         self.finished = true;
         let shared = self.shared.clone();
@@ -304,11 +310,19 @@ impl Scope {
         let policy = self.policy.clone();
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
-                let _own = OwnSpawn::enter();
-                drop(handle.spawn(async move {
+                let settled =
+                    baseline.is_none() && shared.all_live() == 0 && shared.hooked_live() == 0;
+                let mut verdict = Box::pin(async move {
                     let report = run_exit_protocol(&shared, baseline.as_ref()).await;
                     policy.act_off_path(&report);
-                }));
+                });
+                // Nothing else wakes this first poll: a pending protocol is
+                // polled again, with the task's own waker, by its task.
+                let mut cx = Context::from_waker(Waker::noop());
+                if !settled || verdict.as_mut().poll(&mut cx).is_pending() {
+                    let _own = OwnSpawn::enter();
+                    drop(handle.spawn(verdict));
+                }
             }
             Err(_) => {
                 shared.close();

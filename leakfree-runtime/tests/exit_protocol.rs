@@ -361,3 +361,54 @@ fn panic_text(error: tokio::task::JoinError) -> String {
         .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap()
 }
+
+/// A detached (release-mode) scope whose tasks are all gone reaches its
+/// verdict on the call path: no task is spawned for it. A current-thread
+/// runtime runs nothing until the test yields, so a verdict task would still
+/// be alive right after `run` returns.
+#[tokio::test(flavor = "current_thread")]
+async fn a_clean_detached_scope_spawns_no_verdict_task() {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let before = metrics.num_alive_tasks();
+    let reports = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = reports.clone();
+    let value = scope("clean detached")
+        .detach_verdict(true)
+        .policy(leakfree_runtime::Policy::handler(move |r: &LeakReport| {
+            seen.lock().unwrap().push(r.to_string());
+        }))
+        .build()
+        .run(async { spawn(async { 7 }).await.unwrap() })
+        .await;
+    assert_eq!(value, 7);
+    assert_eq!(metrics.num_alive_tasks(), before, "no verdict task");
+    assert!(reports.lock().unwrap().is_empty());
+}
+
+/// The other direction: a detached scope with a task still alive hands its
+/// verdict to a task (the caller does not wait out the grace), and the leak
+/// is reported there.
+#[tokio::test(flavor = "current_thread")]
+async fn a_leaky_detached_scope_judges_off_the_call_path() {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let before = metrics.num_alive_tasks();
+    let (report_tx, mut report_rx) = mpsc::unbounded_channel();
+    scope("leaky detached")
+        .detach_verdict(true)
+        .policy(leakfree_runtime::Policy::handler(move |r: &LeakReport| {
+            let _ = report_tx.send(r.to_string());
+        }))
+        .build()
+        .run(async { drop(spawn(pending::<()>())) })
+        .await;
+    assert_eq!(
+        metrics.num_alive_tasks(),
+        before + 2,
+        "the leaked task and the verdict task"
+    );
+    let report = report_rx.recv().await.expect("the verdict task reports");
+    assert!(
+        report.starts_with("leakfree: 1 task leaked from `leaky detached`"),
+        "{report}"
+    );
+}
