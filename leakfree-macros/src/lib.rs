@@ -52,7 +52,9 @@
 
 mod args;
 mod expand;
+mod runtime_args;
 mod test_attr;
+mod validate;
 
 #[cfg(test)]
 mod tests;

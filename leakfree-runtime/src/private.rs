@@ -61,3 +61,13 @@ pub fn block_on_test<F: Future>(
 ) -> F::Output {
     crate::runtime::block_on_checked(scope, runtime, body)
 }
+
+/// The test form with tokio's `flavor = "local"`: [`block_on_test`] on a
+/// `LocalRuntime`, where `spawn_local` needs no `LocalSet`.
+pub fn block_on_test_local<F: Future>(
+    scope: ScopeBuilder,
+    runtime: RuntimeOptions,
+    body: F,
+) -> F::Output {
+    crate::runtime::block_on_checked_local(scope, runtime, body)
+}
