@@ -108,8 +108,15 @@ pub(crate) fn fallback(item: TokenStream) -> TokenStream {
 
 /// Removes the test attributes of an `async fn` that the test form consumes
 /// (see [`fallback`]); whether there were any.
+///
+/// Below `#[rstest]` / `#[test_case]` nothing is stripped: those need the
+/// test attribute, and without `#[leak_checked]` the fn is valid as written.
 fn strip_test_attrs(f: &mut ItemFn) -> bool {
-    if f.sig.asyncness.is_none() {
+    if f.sig.asyncness.is_none()
+        || f.attrs
+            .iter()
+            .any(|a| test_attr::case_generator(a).is_some())
+    {
         return false;
     }
     let consumed = |a: &Attribute| {
@@ -166,7 +173,13 @@ fn expand_fn(mut f: ItemFn, opts: &Args, own: &Args) -> syn::Result<Vec<ItemFn>>
                 _ => format_ident!("block_on_test"),
             };
             let test = parse_quote_spanned_test(f.attrs[site.index].pound_token.span);
-            if site.test_log {
+            if site.under_test_case {
+                // test_case generates one `#[test]` per case, calling this fn.
+                f.attrs.remove(site.index);
+            } else if let Some(test_log) = site.test_log_below {
+                f.attrs.remove(site.index);
+                f.attrs.insert(test_log, test);
+            } else if site.test_log {
                 let path = f.attrs[site.index].path().clone();
                 f.attrs[site.index] = parse_quote!(#[#path]);
                 f.attrs.insert(site.index + 1, test);
@@ -174,7 +187,15 @@ fn expand_fn(mut f: ItemFn, opts: &Args, own: &Args) -> syn::Result<Vec<ItemFn>>
                 f.attrs[site.index] = test;
             }
             f.sig.asyncness = None;
+            // tokio's `crate = "path"` names where tokio is: resolve it as
+            // tokio's expansion would, so the path is checked and the
+            // import it names is used.
+            let tokio_crate = site.runtime.tokio_crate.as_ref().map(|o| {
+                let path = &o.value;
+                quote!(#[allow(unused_imports)] use #path as _;)
+            });
             *f.block = parse_quote!({
+                #tokio_crate
                 let __leakfree_body = #body;
                 #krate::__private::#block_on(#scope, #runtime, __leakfree_body)
             });

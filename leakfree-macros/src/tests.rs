@@ -659,11 +659,22 @@ snapshot!(
 );
 
 snapshot!(
-    error_above_test_case,
+    test_case_cases_below,
+    r#"grace = "10ms""#,
+    r#"
+    #[test_case(1; "one")]
+    #[test_case(2; "two")]
+    #[tokio::test(flavor = "multi_thread")]
+    #[should_panic]
+    async fn cases(n: u32) {}
+    "#,
+);
+
+snapshot!(
+    error_test_case_without_test_attribute,
     "",
     r#"
     #[test_case(1; "one")]
-    #[tokio::test]
     async fn cases(n: u32) {}
     "#,
 );

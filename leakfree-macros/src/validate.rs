@@ -45,6 +45,15 @@ pub(crate) struct TestSite {
     /// A taken-over `#[tokio::test]` (the fn as written compiles without
     /// leakfree, so `debug_only` can keep it for release builds).
     pub(crate) tokio: bool,
+    /// Below `#[test_case(...)]`: the test attribute goes without a
+    /// replacement, as test_case adds `#[test]` to each case it generates
+    /// from the (now sync) fn.
+    pub(crate) under_test_case: bool,
+    /// A plain `#[test_log::test]` below the test attribute (at this index):
+    /// the generated `#[test]` goes right after it, where test_log looks for
+    /// one (it adds its own if it sees none, which would register the test
+    /// twice).
+    pub(crate) test_log_below: Option<usize>,
     pub(crate) runtime: RuntimeArgs,
 }
 
@@ -176,7 +185,7 @@ pub(crate) fn check_fn(f: &ItemFn, opts: &Args, own: &Args) -> syn::Result<Form>
 fn form(f: &ItemFn, opts: &Args) -> syn::Result<Form> {
     if f.sig.asyncness.is_none() {
         let message = if f.attrs.iter().any(test_attr::is_tokio_expansion_marker) {
-            "place #[leak_checked] above #[tokio::test] (and above `#[test_log::test(tokio::test)]`, which expands to it): it has to see the async fn before tokio rewrites it"
+            "place #[leak_checked] above #[tokio::test], and above `#[test_log::test(tokio::test)]` and `#[test_case(...)]`, which expand to it or reorder it: #[leak_checked] has to see the async fn before tokio rewrites it"
         } else if test_attr::mentions_runtime_builder(f.block.to_token_stream()) {
             "#[leak_checked] needs an `async fn`; this looks like the output of #[tokio::main]: place #[leak_checked] above #[tokio::main], it has to see the async fn before tokio rewrites it"
         } else {
@@ -188,14 +197,20 @@ fn form(f: &ItemFn, opts: &Args) -> syn::Result<Form> {
     // the built-in `#[test]` unless another test attribute is there.
     let mut found: Option<(usize, Form)> = None;
     let mut plain_test_log = None;
+    let mut under_test_case = false;
     for (index, attr) in f.attrs.iter().enumerate() {
-        if let Some(generator) = test_attr::case_generator(attr) {
-            return Err(Error::new_spanned(
-                attr,
-                format!(
-                    "place #[leak_checked] below #[{generator}], directly above the test attribute: {generator} copies the attributes below it onto each case it generates, so each case gets its own scope"
-                ),
-            ));
+        match test_attr::case_generator(attr) {
+            Some("rstest") => {
+                return Err(Error::new_spanned(
+                    attr,
+                    "place #[leak_checked] below #[rstest] and its `#[case]`s, directly above the test attribute: rstest copies the attributes below it onto each case it generates, so each case gets its own scope",
+                ));
+            }
+            Some(_) => {
+                under_test_case = true;
+                continue;
+            }
+            None => {}
         }
         let Some(kind) = test_attr::classify(attr) else {
             continue;
@@ -206,6 +221,8 @@ fn form(f: &ItemFn, opts: &Args) -> syn::Result<Form> {
                 index,
                 test_log: false,
                 tokio: true,
+                under_test_case: false,
+                test_log_below: None,
                 runtime: RuntimeArgs::from_tokio_meta(&attr.meta)?,
             }),
             TestAttr::Builtin => self_contained(index, false, opts),
@@ -219,6 +236,8 @@ fn form(f: &ItemFn, opts: &Args) -> syn::Result<Form> {
                         index,
                         test_log: true,
                         tokio: true,
+                        under_test_case: false,
+                        test_log_below: None,
                         runtime: RuntimeArgs::from_tokio_meta(&inner)?,
                     }),
                     Some(TestAttr::Builtin) => self_contained(index, true, opts),
@@ -239,11 +258,25 @@ fn form(f: &ItemFn, opts: &Args) -> syn::Result<Form> {
         }
         found = Some((index, this));
     }
-    Ok(match (found, plain_test_log) {
+    let mut form = match (found, plain_test_log) {
         (Some((_, form)), _) => form,
         (None, Some(index)) => self_contained(index, true, opts),
         (None, None) => Form::Service,
-    })
+    };
+    match &mut form {
+        Form::Test(site) => {
+            site.under_test_case = under_test_case;
+            site.test_log_below = plain_test_log.filter(|&at| at > site.index);
+        }
+        _ if under_test_case => {
+            return Err(Error::new_spanned(
+                &f.sig.ident,
+                "with `#[test_case(...)]`, #[leak_checked] needs a test attribute below the cases: `#[tokio::test]` or `#[test]`",
+            ));
+        }
+        _ => {}
+    }
+    Ok(form)
 }
 
 fn self_contained(index: usize, test_log: bool, opts: &Args) -> Form {
@@ -251,6 +284,8 @@ fn self_contained(index: usize, test_log: bool, opts: &Args) -> Form {
         index,
         test_log,
         tokio: false,
+        under_test_case: false,
+        test_log_below: None,
         runtime: RuntimeArgs::from_leak_checked(opts),
     })
 }
