@@ -27,7 +27,7 @@ use crate::test_attr::{self, TestAttr, TokioAttr};
 #[derive(Clone)]
 pub(crate) enum Form {
     /// leakfree builds the runtime and the fn becomes a sync `#[test]`.
-    Test(TestSite),
+    Test(Box<TestSite>),
     /// Above `#[tokio::main]`: tokio builds the runtime, the body is wrapped.
     Main,
     /// No test attribute: a service entrypoint on the caller's runtime.
@@ -217,30 +217,22 @@ fn form(f: &ItemFn, opts: &Args) -> syn::Result<Form> {
         };
         let this = match kind {
             TestAttr::Tokio(TokioAttr::Main) => Form::Main,
-            TestAttr::Tokio(TokioAttr::Test) => Form::Test(TestSite {
-                index,
-                test_log: false,
-                tokio: true,
-                under_test_case: false,
-                test_log_below: None,
-                runtime: RuntimeArgs::from_tokio_meta(&attr.meta)?,
-            }),
-            TestAttr::Builtin => self_contained(index, false, opts),
+            TestAttr::Tokio(TokioAttr::Test) => {
+                test_form(index, false, RuntimeArgs::from_tokio_meta(&attr.meta)?)
+            }
+            TestAttr::Builtin => test_form(index, false, RuntimeArgs::from_leak_checked(opts)),
             TestAttr::TestLog => match test_log_inner(attr)? {
                 None => {
                     plain_test_log = Some(index);
                     continue;
                 }
                 Some(inner) => match test_attr::classify_meta(&inner) {
-                    Some(TestAttr::Tokio(TokioAttr::Test)) => Form::Test(TestSite {
-                        index,
-                        test_log: true,
-                        tokio: true,
-                        under_test_case: false,
-                        test_log_below: None,
-                        runtime: RuntimeArgs::from_tokio_meta(&inner)?,
-                    }),
-                    Some(TestAttr::Builtin) => self_contained(index, true, opts),
+                    Some(TestAttr::Tokio(TokioAttr::Test)) => {
+                        test_form(index, true, RuntimeArgs::from_tokio_meta(&inner)?)
+                    }
+                    Some(TestAttr::Builtin) => {
+                        test_form(index, true, RuntimeArgs::from_leak_checked(opts))
+                    }
                     _ => {
                         return Err(Error::new_spanned(
                             inner,
@@ -260,7 +252,7 @@ fn form(f: &ItemFn, opts: &Args) -> syn::Result<Form> {
     }
     let mut form = match (found, plain_test_log) {
         (Some((_, form)), _) => form,
-        (None, Some(index)) => self_contained(index, true, opts),
+        (None, Some(index)) => test_form(index, true, RuntimeArgs::from_leak_checked(opts)),
         (None, None) => Form::Service,
     };
     match &mut form {
@@ -279,15 +271,17 @@ fn form(f: &ItemFn, opts: &Args) -> syn::Result<Form> {
     Ok(form)
 }
 
-fn self_contained(index: usize, test_log: bool, opts: &Args) -> Form {
-    Form::Test(TestSite {
+/// The test form for the attribute at `index`; the stacking fields are
+/// filled in once every attribute has been seen.
+fn test_form(index: usize, test_log: bool, runtime: RuntimeArgs) -> Form {
+    Form::Test(Box::new(TestSite {
         index,
         test_log,
-        tokio: false,
+        tokio: runtime.origin == Origin::TokioTest,
         under_test_case: false,
         test_log_below: None,
-        runtime: RuntimeArgs::from_leak_checked(opts),
-    })
+        runtime,
+    }))
 }
 
 /// The one check of a runtime's options against its flavor: `worker_threads`
