@@ -1,8 +1,10 @@
 //! The options of `#[leak_checked(...)]`, parsed into a plain [`Args`].
 //!
-//! Parsing knows nothing about the item the attribute is on: which options
-//! make sense for which form is checked in `expand.rs`, after module options
-//! and a fn's own options have been merged.
+//! Parsing checks each option's syntax and knows nothing about the item the
+//! attribute is on: which options make sense for which form is checked in
+//! `validate.rs`, after module options and a fn's own options have been
+//! merged. A duration's grammar is not checked here at all: the expansion
+//! hands the string to the runtime's parser in a constant (see `expand.rs`).
 
 use proc_macro2::{Span, TokenStream};
 use syn::meta::ParseNestedMeta;
@@ -14,6 +16,7 @@ use syn::{Attribute, Error, Expr, ExprLit, ExprPath, Lit, LitStr, Meta, Path, To
 /// Every key, in the order the "unknown option" error lists them.
 const KEYS: &[&str] = &[
     "grace",
+    "timeout",
     "ignore_name",
     "ignore_location",
     "allow_untracked",
@@ -27,28 +30,54 @@ const KEYS: &[&str] = &[
     "skip",
 ];
 
-/// The forms `grace` accepts, for error messages.
-const GRACE_FORMS: &str = "expected a number followed by `us`, `ms` or `s`, e.g. \"500us\", \"250ms\", \"2s\" or \"1.5s\"";
-
-/// One option's value and the span of its key, so that errors about the
-/// option as a whole (wrong form, conflicts) point at the key.
-#[derive(Debug, Clone)]
+/// One option's value and the span errors about the option as a whole
+/// (wrong form, conflicts) point at: the key in `#[leak_checked(...)]`, the
+/// value in `#[tokio::test(...)]` (where tokio points).
+#[derive(Clone)]
 pub(crate) struct Opt<T> {
     pub(crate) value: T,
     pub(crate) key: Span,
 }
 
-/// The runtime flavor of the self-contained test form.
+/// The runtime flavor of a test leakfree builds the runtime for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Flavor {
     CurrentThread,
     MultiThread,
+    /// tokio's `LocalRuntime`: a current-thread runtime that can
+    /// `spawn_local` without a `LocalSet`.
+    Local,
+}
+
+impl Flavor {
+    /// Parses a flavor name; `Err` is tokio's message for a wrong one.
+    pub(crate) fn from_name(name: &str) -> Result<Flavor, String> {
+        match name {
+            "current_thread" => Ok(Flavor::CurrentThread),
+            "multi_thread" => Ok(Flavor::MultiThread),
+            "local" => Ok(Flavor::Local),
+            "single_thread" => {
+                Err("The single threaded runtime flavor is called `current_thread`.".to_owned())
+            }
+            "basic_scheduler" => Err(
+                "The `basic_scheduler` runtime flavor has been renamed to `current_thread`."
+                    .to_owned(),
+            ),
+            "threaded_scheduler" => Err(
+                "The `threaded_scheduler` runtime flavor has been renamed to `multi_thread`."
+                    .to_owned(),
+            ),
+            other => Err(format!(
+                "No such runtime flavor `{other}`. The runtime flavors are `current_thread`, `local`, and `multi_thread`."
+            )),
+        }
+    }
 }
 
 /// What the scope does with a report that is not clean: `policy = "..."` or
 /// `handler = path`. One slot, because a handler *is* a policy: the two keys
 /// exclude each other, and a fn's own either one overrides a module's.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) enum PolicyOpt {
     Panic,
     Log,
@@ -68,10 +97,12 @@ impl PolicyOpt {
 }
 
 /// The options of one `#[leak_checked(...)]`; `None` means "not given".
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub(crate) struct Args {
-    /// Grace period in nanoseconds.
-    pub(crate) grace: Option<Opt<u64>>,
+    /// Grace period, as written: its grammar is checked by the runtime.
+    pub(crate) grace: Option<Opt<LitStr>>,
+    /// How long the test body may run (test forms only), as written.
+    pub(crate) timeout: Option<Opt<LitStr>>,
     pub(crate) ignore_name: Option<Opt<Vec<LitStr>>>,
     pub(crate) ignore_location: Option<Opt<Vec<LitStr>>>,
     pub(crate) allow_untracked: Option<Opt<()>>,
@@ -113,6 +144,7 @@ impl Args {
         }
         Args {
             grace: pick(&self.grace, &defaults.grace),
+            timeout: pick(&self.timeout, &defaults.timeout),
             ignore_name: pick(&self.ignore_name, &defaults.ignore_name),
             ignore_location: pick(&self.ignore_location, &defaults.ignore_location),
             allow_untracked: pick(&self.allow_untracked, &defaults.allow_untracked),
@@ -146,6 +178,7 @@ impl Args {
     pub(crate) fn has_options_besides_skip(&self) -> bool {
         let Args {
             grace,
+            timeout,
             ignore_name,
             ignore_location,
             allow_untracked,
@@ -158,6 +191,7 @@ impl Args {
             skip: _,
         } = self;
         grace.is_some()
+            || timeout.is_some()
             || ignore_name.is_some()
             || ignore_location.is_some()
             || allow_untracked.is_some()
@@ -172,7 +206,12 @@ impl Args {
     fn parse_option(&mut self, meta: ParseNestedMeta<'_>) -> syn::Result<()> {
         let key = meta.path.get_ident().map(ToString::to_string);
         match key.as_deref() {
-            Some("grace") => set(&mut self.grace, &meta, "grace", parse_grace),
+            Some("grace") => set(&mut self.grace, &meta, "grace", |m| {
+                parse_duration_lit(m, "grace")
+            }),
+            Some("timeout") => set(&mut self.timeout, &meta, "timeout", |m| {
+                parse_duration_lit(m, "timeout")
+            }),
             Some("ignore_name") => set(&mut self.ignore_name, &meta, "ignore_name", parse_globs),
             Some("ignore_location") => set(
                 &mut self.ignore_location,
@@ -202,14 +241,7 @@ impl Args {
             _ => {
                 let path = meta.path.segments.iter().map(|s| s.ident.to_string());
                 let path = path.collect::<Vec<_>>().join("::");
-                let expected = KEYS.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>();
-                Err(Error::new_spanned(
-                    &meta.path,
-                    format!(
-                        "unknown option `{path}`; expected one of: {}",
-                        expected.join(", ")
-                    ),
-                ))
+                Err(Error::new_spanned(&meta.path, unknown_key(&path, KEYS)))
             }
         }
     }
@@ -274,59 +306,26 @@ fn value_lit(meta: &ParseNestedMeta<'_>, expected: &str) -> syn::Result<Lit> {
     }
 }
 
-fn parse_grace(meta: &ParseNestedMeta<'_>) -> syn::Result<u64> {
+/// `grace = "..."` / `timeout = "..."`: the macro checks only that the value
+/// is a string; the string's grammar is checked by the runtime's
+/// `__private::duration`, evaluated in a constant the expansion emits at the
+/// string's span (one parser for the attribute and `LEAKFREE_GRACE`).
+fn parse_duration_lit(meta: &ParseNestedMeta<'_>, name: &str) -> syn::Result<LitStr> {
     match value_lit(meta, "a duration string such as \"250ms\"")? {
-        Lit::Str(lit) => parse_duration(&lit.value()).map_err(|why| {
-            let text = lit.value();
-            Error::new(lit.span(), format!("invalid `grace` \"{text}\": {why}"))
-        }),
+        Lit::Str(lit) => Ok(lit),
         Lit::Int(lit) if ["us", "ms", "s"].contains(&lit.suffix()) => Err(Error::new(
             lit.span(),
-            format!("write the duration as a string: `grace = \"{lit}\"`"),
+            format!("write the duration as a string: `{name} = \"{lit}\"`"),
         )),
         lit @ (Lit::Int(_) | Lit::Float(_)) => Err(Error::new(
             lit.span(),
-            "`grace` needs a unit: write a unit, e.g. \"250ms\"",
+            format!("`{name}` needs a unit: write a string with a unit, e.g. \"250ms\""),
         )),
         lit => Err(Error::new(
             lit.span(),
             "expected a duration string such as \"250ms\"",
         )),
     }
-}
-
-/// Parses `"250ms"`, `"2s"`, `"500us"`, `"1.5s"` into nanoseconds.
-///
-/// The error says what is wrong, to follow `invalid \`grace\` "text": `.
-pub(crate) fn parse_duration(text: &str) -> Result<u64, String> {
-    let (number, unit_nanos) = if let Some(n) = text.strip_suffix("us") {
-        (n, 1_000)
-    } else if let Some(n) = text.strip_suffix("ms") {
-        (n, 1_000_000)
-    } else if let Some(n) = text.strip_suffix('s') {
-        (n, 1_000_000_000)
-    } else {
-        return Err(GRACE_FORMS.to_owned());
-    };
-    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if whole.is_empty() || !all_digits(whole) || !all_digits(fraction) || number.ends_with('.') {
-        return Err(GRACE_FORMS.to_owned());
-    }
-    let too_large = || "too large (at most about 584 years)".to_owned();
-    let whole: u64 = whole.parse().map_err(|_| too_large())?;
-    let mut nanos = whole.checked_mul(unit_nanos).ok_or_else(too_large)?;
-    // Each fraction digit is worth a tenth of the previous one; the result
-    // must stay a whole number of nanoseconds.
-    let mut place = unit_nanos;
-    for digit in fraction.bytes().map(|b| u64::from(b - b'0')) {
-        if place % 10 != 0 {
-            return Err("finer than a nanosecond".to_owned());
-        }
-        place /= 10;
-        nanos = nanos.checked_add(digit * place).ok_or_else(too_large)?;
-    }
-    Ok(nanos)
 }
 
 const GLOBS_EXPECTED: &str =
@@ -369,16 +368,18 @@ fn parse_crate_path(meta: &ParseNestedMeta<'_>) -> syn::Result<Path> {
 }
 
 fn parse_flavor(meta: &ParseNestedMeta<'_>) -> syn::Result<Flavor> {
-    let expected = "`flavor = \"current_thread\"` or `flavor = \"multi_thread\"`";
+    let expected =
+        "`flavor = \"current_thread\"`, `flavor = \"multi_thread\"` or `flavor = \"local\"`";
     match value_lit(meta, expected)? {
-        Lit::Str(lit) => match lit.value().as_str() {
-            "current_thread" => Ok(Flavor::CurrentThread),
-            "multi_thread" => Ok(Flavor::MultiThread),
-            other => Err(Error::new(
+        Lit::Str(lit) => Flavor::from_name(&lit.value()).map_err(|_| {
+            Error::new(
                 lit.span(),
-                format!("unknown flavor `{other}`; expected `current_thread` or `multi_thread`"),
-            )),
-        },
+                format!(
+                    "unknown flavor `{}`; expected `current_thread`, `multi_thread` or `local`",
+                    lit.value()
+                ),
+            )
+        }),
         lit => Err(Error::new(lit.span(), format!("expected {expected}"))),
     }
 }
@@ -437,34 +438,71 @@ fn parse_bool(meta: &ParseNestedMeta<'_>) -> syn::Result<bool> {
     }
 }
 
+/// The "unknown option" message: the valid keys, led by the closest one
+/// when it is close enough to be a typo.
+pub(crate) fn unknown_key(key: &str, keys: &[&str]) -> String {
+    let expected = keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>();
+    let expected = expected.join(", ");
+    match closest(key, keys) {
+        Some(close) => {
+            format!("unknown option `{key}`; did you mean `{close}`? expected one of: {expected}")
+        }
+        None => format!("unknown option `{key}`; expected one of: {expected}"),
+    }
+}
+
+/// The key nearest to `key` by edit distance, if at most a third of its
+/// length (at least 1) away.
+pub(crate) fn closest<'k>(key: &str, keys: &[&'k str]) -> Option<&'k str> {
+    let limit = (key.chars().count() / 3).max(1);
+    keys.iter()
+        .map(|k| (edit_distance(key, k), *k))
+        .filter(|(distance, _)| *distance <= limit)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, k)| k)
+}
+
+/// Optimal string alignment distance: insertions, deletions, substitutions
+/// and swaps of two neighbours (`graec` is one swap from `grace`).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    // d[i][j]: distance between the first i chars of a and the first j of b.
+    let mut d = vec![vec![0; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse_duration;
+    use super::{KEYS, closest, edit_distance};
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500us"), Ok(500_000));
-        assert_eq!(parse_duration("250ms"), Ok(250_000_000));
-        assert_eq!(parse_duration("2s"), Ok(2_000_000_000));
-        assert_eq!(parse_duration("1.5s"), Ok(1_500_000_000));
-        assert_eq!(parse_duration("0.25ms"), Ok(250_000));
-        assert_eq!(parse_duration("0ms"), Ok(0));
-        assert_eq!(parse_duration("1.001us"), Ok(1_001));
-        assert!(parse_duration("1.0001us").is_err());
-        for bad in [
-            "",
-            "ms",
-            "100",
-            "1.s",
-            ".5s",
-            "-1s",
-            "1 s",
-            "1m",
-            "1h",
-            "1e3ms",
-            "99999999999999999999s",
-        ] {
-            assert!(parse_duration(bad).is_err(), "{bad:?} should not parse");
-        }
+    fn suggestions() {
+        assert_eq!(edit_distance("graec", "grace"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("flavour", "flavor"), 1);
+        assert_eq!(closest("graec", KEYS), Some("grace"));
+        assert_eq!(closest("flavour", KEYS), Some("flavor"));
+        assert_eq!(closest("worker_thread", KEYS), Some("worker_threads"));
+        assert_eq!(closest("ignore", KEYS), None);
+        assert_eq!(closest("x", KEYS), None);
     }
 }

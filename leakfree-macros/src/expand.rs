@@ -1,14 +1,17 @@
-//! Rewriting the annotated item.
+//! Rewriting the annotated item, once `validate.rs` has decided its form and
+//! accepted its options:
 //!
-//! The attribute sees the item with every attribute *below* it still
-//! attached, so the form is decided by those attributes:
+//! | form    | item                                            | body becomes                        |
+//! |---------|-------------------------------------------------|-------------------------------------|
+//! | test    | `#[tokio::test(..)]` / `#[test]` `async fn`     | sync `#[test]` fn: `block_on_test(scope, runtime, body)` |
+//! | main    | `#[tokio::main] async fn`                       | `run_scoped(service_scope_for, body).await` |
+//! | service | any other `async fn`                            | `run_scoped(service_scope_for, body).await` |
+//! | module  | inline `mod`                                    | each test `async fn` as above       |
 //!
-//! | item                                     | form           | body becomes                       |
-//! |------------------------------------------|----------------|------------------------------------|
-//! | `#[tokio::test]` / `#[tokio::main]` `async fn` | wrapping | `run_scoped(test_scope/service_scope_for, body).await` |
-//! | `#[test] async fn`                       | self-contained | sync fn: `block_on_test(scope, runtime, body)` |
-//! | any other `async fn`                     | service        | `run_scoped(service_scope_for, body).await` |
-//! | inline `mod`                             | module         | each test `async fn` as above      |
+//! In the test form the test attribute is consumed: `#[tokio::test(...)]`'s
+//! options become `RuntimeOptions` calls, so leakfree builds the runtime
+//! (with its spawn hooks) exactly as for `#[test]`. `#[test_log::test(..)]`
+//! stays, without arguments, above the generated `#[test]`.
 //!
 //! `service_scope_for` takes `::core::cfg!(debug_assertions)`, expanded in the
 //! user's crate: the build default of a service's policy follows *their*
@@ -16,22 +19,27 @@
 //! under `#[cfg(debug_assertions)]` and the fn as written under
 //! `#[cfg(not(debug_assertions))]`.
 //!
+//! Durations (`grace`, `timeout`) are not parsed here: each becomes
+//! `{ const __LEAKFREE_GRACE: Duration = __private::duration("250ms"); __LEAKFREE_GRACE }`
+//! at the string's span, so the runtime's one parser checks it at compile
+//! time and a bad one is an error at the string.
+//!
 //! Generated code names only `#crate::__private::…` and `::core::…` by
 //! absolute path, binds only `__leakfree_`-prefixed locals, and keeps the
 //! user's body in its own block inside `async move`, so that `return` and
 //! `?` keep their meaning and the parameters are moved in as an `async fn`
 //! would move them.
 
-use proc_macro2::{Literal, Span, TokenStream};
-use quote::{ToTokens, format_ident, quote};
+use proc_macro2::{Group, Literal, Span, TokenStream, TokenTree};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
-use syn::visit_mut::VisitMut;
+use syn::visit::Visit;
 use syn::{Attribute, Error, Item, ItemFn, ItemMod, LitStr, ReturnType, Type, parse_quote};
 
 use crate::args::{Args, Flavor, PolicyOpt};
+use crate::runtime_args::{RuntimeArgs, UnhandledPanic, name_literal};
 use crate::test_attr::{self, TestAttr, TokioAttr};
-
-const WORKER_THREADS_NEED_MULTI_THREAD: &str = "`worker_threads` needs `flavor = \"multi_thread\"`: a `current_thread` runtime has no worker threads";
+use crate::validate::{self, Form};
 
 /// Expands `#[leak_checked(args)] item`.
 ///
@@ -41,23 +49,13 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
     match syn::parse2::<Item>(item)? {
         Item::Fn(f) => {
             let args = Args::parse(args)?;
-            if let Some(skip) = &args.skip {
-                return Err(Error::new(
-                    skip.key,
-                    "`skip` only applies inside a #[leak_checked] module",
-                ));
-            }
-            if let Some(second) = f.attrs.iter().find(|a| test_attr::is_leak_checked(a)) {
-                return Err(Error::new_spanned(
-                    second,
-                    "#[leak_checked] is applied twice: remove one (to merge options, put one on a `mod` and one on the fn)",
-                ));
-            }
+            validate::check_top_fn(&f, &args)?;
             let fns = expand_fn(f, &args, &args)?;
             Ok(fns.iter().map(ToTokens::to_token_stream).collect())
         }
         Item::Mod(m) => {
             let args = Args::parse(args)?;
+            validate::check_module(&args)?;
             expand_mod(m, &args).map(ToTokens::into_token_stream)
         }
         other => Err(Error::new(
@@ -67,11 +65,26 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
     }
 }
 
-/// What to emit when [`expand`] fails: the item as written, except that the
-/// `#[leak_checked]` attributes on fns of an annotated module are removed so
-/// they do not expand on their own and report unrelated errors.
+/// What to emit when [`expand`] fails: the item as written, so IDEs and the
+/// rest of the crate keep working, with two changes so that the attribute's
+/// error is the only one:
+///
+/// - an `async fn` loses the test attribute the expansion would have
+///   consumed (`#[test]`, `#[tokio::test]`, `#[test_log::test]`) and becomes
+///   a plain `#[allow(dead_code)]` async fn: still type-checked, but not an
+///   async `#[test]` (rustc: "async functions cannot be used for tests") nor a
+///   second report of a bad `#[tokio::test(...)]` option by tokio;
+/// - inside a module, the fns' own `#[leak_checked]` attributes are removed
+///   so they do not expand on their own and report unrelated errors.
 pub(crate) fn fallback(item: TokenStream) -> TokenStream {
     match syn::parse2::<Item>(item.clone()) {
+        Ok(Item::Fn(mut f)) => {
+            if strip_test_attrs(&mut f) {
+                f.into_token_stream()
+            } else {
+                item
+            }
+        }
         Ok(Item::Mod(mut m)) => {
             if let Some((_, items)) = &mut m.content {
                 let mut stripped = false;
@@ -80,6 +93,7 @@ pub(crate) fn fallback(item: TokenStream) -> TokenStream {
                         let before = f.attrs.len();
                         f.attrs.retain(|a| !test_attr::is_leak_checked(a));
                         stripped |= f.attrs.len() != before;
+                        strip_test_attrs(f);
                     }
                 }
                 if stripped {
@@ -92,68 +106,49 @@ pub(crate) fn fallback(item: TokenStream) -> TokenStream {
     }
 }
 
-/// The form of an annotated `async fn`.
-#[derive(Debug, Clone, Copy)]
-enum Form {
-    /// Above `#[tokio::test]` / `#[tokio::main]`: tokio owns the runtime.
-    Wrapping(TokioAttr),
-    /// Above `#[test]` (the attribute at this index): leakfree builds the runtime.
-    SelfContained(usize),
-    /// No test attribute: a service entrypoint on the caller's runtime.
-    Service,
-}
-
-/// Decides the form of `f`, or explains why it cannot be annotated.
-fn form(f: &ItemFn) -> syn::Result<Form> {
-    if f.sig.asyncness.is_none() {
-        let message = if f.attrs.iter().any(test_attr::is_tokio_expansion_marker) {
-            "place #[leak_checked] above #[tokio::test]: it has to see the async fn before tokio rewrites it"
-        } else if test_attr::mentions_runtime_builder(f.block.to_token_stream()) {
-            "#[leak_checked] needs an `async fn`; this looks like the output of #[tokio::main]: place #[leak_checked] above #[tokio::main], it has to see the async fn before tokio rewrites it"
-        } else {
-            "#[leak_checked] needs an `async fn`"
-        };
-        return Err(Error::new_spanned(f.sig.fn_token, message));
+/// Removes the test attributes of an `async fn` that the test form consumes
+/// (see [`fallback`]); whether there were any.
+///
+/// Below `#[rstest]` / `#[test_case]` nothing is stripped: those need the
+/// test attribute, and without `#[leak_checked]` the fn is valid as written.
+fn strip_test_attrs(f: &mut ItemFn) -> bool {
+    if f.sig.asyncness.is_none()
+        || f.attrs
+            .iter()
+            .any(|a| test_attr::case_generator(a).is_some())
+    {
+        return false;
     }
-    let mut found = None;
-    for (index, attr) in f.attrs.iter().enumerate() {
-        if let Some(kind) = test_attr::classify(attr) {
-            if found.is_some() {
-                return Err(Error::new_spanned(
-                    attr,
-                    "second test attribute: use either `#[tokio::test]` (wrapping form) or `#[test]` (self-contained form)",
-                ));
-            }
-            found = Some(match kind {
-                TestAttr::Tokio(tokio) => Form::Wrapping(tokio),
-                TestAttr::Builtin => Form::SelfContained(index),
-            });
-        }
+    let consumed = |a: &Attribute| {
+        matches!(
+            test_attr::classify(a),
+            Some(TestAttr::Builtin | TestAttr::TestLog | TestAttr::Tokio(TokioAttr::Test))
+        )
+    };
+    if !f.attrs.iter().any(consumed) {
+        return false;
     }
-    Ok(found.unwrap_or(Form::Service))
+    f.attrs.retain(|a| !consumed(a));
+    f.attrs.push(parse_quote!(#[allow(dead_code)]));
+    true
 }
 
 /// The scope constructor generated code starts from.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ScopeKind {
-    /// `test_scope("name")`: `#[tokio::test]` and `#[test]`.
+    /// `test_scope("name")`: the test form.
     Test,
     /// `service_scope_for("name", ::core::cfg!(debug_assertions))`:
     /// `#[tokio::main]` and the service form.
     Service,
 }
 
-/// Expands one `async fn` with the effective options `opts` into the fns
-/// that replace it: the expanded fn, or with `debug_only` the expanded fn for
+/// Expands one `async fn` with the effective options `opts` (and `own`, the
+/// options written on the fn, see [`validate::check_fn`]) into the fns that
+/// replace it: the expanded fn, or with `debug_only` the expanded fn for
 /// debug builds followed by `f` as written for release builds.
-///
-/// `own` are the options written on the fn itself (equal to `opts` outside a
-/// module): runtime options a module gives as defaults are ignored by forms
-/// that do not build a runtime, but written on the fn they are an error; the
-/// same holds for `debug_only` and the self-contained form, whose fn as
-/// written (`#[test] async fn`) would not compile.
 fn expand_fn(mut f: ItemFn, opts: &Args, own: &Args) -> syn::Result<Vec<ItemFn>> {
-    let form = form(&f)?;
+    let form = validate::check_fn(&f, opts, own)?;
     let original = f.clone();
     let default_crate = parse_quote!(::leakfree_runtime);
     let krate = opts
@@ -164,56 +159,52 @@ fn expand_fn(mut f: ItemFn, opts: &Args, own: &Args) -> syn::Result<Vec<ItemFn>>
     let body = typed_async_body(&f);
 
     match form {
-        Form::Wrapping(_) | Form::Service => {
-            let kind = match form {
-                Form::Wrapping(TokioAttr::Test) => ScopeKind::Test,
-                _ => ScopeKind::Service,
-            };
-            reject_runtime_options(own, |key| match form {
-                Form::Wrapping(tokio) => format!(
-                    "`{key}` belongs to `#[{}(...)]` here; leak_checked only takes it in the self-contained form `#[leak_checked] #[test] async fn`",
-                    tokio.name()
-                ),
-                _ => format!(
-                    "`{key}` only applies to the self-contained test form `#[leak_checked] #[test] async fn`; this fn runs on its caller's runtime"
-                ),
-            })?;
-            let scope = scope_builder(opts, krate, &name, kind);
+        Form::Main | Form::Service => {
+            let scope = scope_builder(opts, krate, &name, ScopeKind::Service);
             *f.block = parse_quote!({
                 #krate::__private::run_scoped(#scope, #body).await
             });
         }
-        Form::SelfContained(index) => {
-            if let Some(debug_only) = &own.debug_only {
-                return Err(Error::new(
-                    debug_only.key,
-                    "`debug_only` keeps the fn as written for release builds, and a `#[test] async fn` does not compile without #[leak_checked]: use `#[tokio::test]` with `debug_only`, or remove `debug_only`",
-                ));
-            }
-            if let Some(threads) = &opts.worker_threads {
-                if opts.flavor.as_ref().map(|o| o.value) != Some(Flavor::MultiThread) {
-                    // Blame the fn's own key when the conflict comes from
-                    // overriding the module's flavor.
-                    return Err(match (&own.worker_threads, &own.flavor) {
-                        (None, Some(flavor)) => Error::new(
-                            flavor.key,
-                            "this `flavor` conflicts with the module's `worker_threads`: worker threads need `flavor = \"multi_thread\"`",
-                        ),
-                        _ => Error::new(threads.key, WORKER_THREADS_NEED_MULTI_THREAD),
-                    });
-                }
-            }
+        Form::Test(site) => {
             let scope = scope_builder(opts, krate, &name, ScopeKind::Test);
-            let runtime = runtime_options(opts, krate);
-            let span = f.attrs[index].pound_token.span;
-            f.attrs[index] = parse_quote_spanned_test(span);
+            let runtime = runtime_options(&site.runtime, krate);
+            let block_on = match site.runtime.flavor.as_ref().map(|o| o.value) {
+                Some(Flavor::Local) => format_ident!("block_on_test_local"),
+                _ => format_ident!("block_on_test"),
+            };
+            let test = parse_quote_spanned_test(f.attrs[site.index].pound_token.span);
+            if site.under_test_case {
+                // test_case generates one `#[test]` per case, calling this fn.
+                f.attrs.remove(site.index);
+            } else if let Some(test_log) = site.test_log_below {
+                f.attrs.remove(site.index);
+                f.attrs.insert(test_log, test);
+            } else if site.test_log {
+                let path = f.attrs[site.index].path().clone();
+                f.attrs[site.index] = parse_quote!(#[#path]);
+                f.attrs.insert(site.index + 1, test);
+            } else {
+                f.attrs[site.index] = test;
+            }
             f.sig.asyncness = None;
-            *f.block = parse_quote!({
-                let __leakfree_body = #body;
-                #krate::__private::block_on_test(#scope, #runtime, __leakfree_body)
+            // tokio's `crate = "path"` names where tokio is: resolve it as
+            // tokio's expansion would, so the path is checked and the
+            // import it names is used.
+            let tokio_crate = site.runtime.tokio_crate.as_ref().map(|o| {
+                let path = &o.value;
+                quote!(#[allow(unused_imports)] use #path as _;)
             });
-            // A module's `debug_only` does not apply here (see above).
-            return Ok(vec![f]);
+            *f.block = parse_quote!({
+                #tokio_crate
+                let __leakfree_body = #body;
+                #krate::__private::#block_on(#scope, #runtime, __leakfree_body)
+            });
+            if !site.tokio {
+                // `#[test] async fn` does not compile as written, so a
+                // module's `debug_only` does not apply (validate.rs rejects
+                // the fn's own).
+                return Ok(vec![f]);
+            }
         }
     }
     if opts.debug_only.is_none() {
@@ -227,23 +218,9 @@ fn expand_fn(mut f: ItemFn, opts: &Args, own: &Args) -> syn::Result<Vec<ItemFn>>
     Ok(vec![f, release])
 }
 
-/// `#[::core::prelude::v1::test]` at the span of the user's `#[test]`.
+/// `#[::core::prelude::v1::test]` at the span of the user's test attribute.
 fn parse_quote_spanned_test(span: Span) -> Attribute {
     syn::parse_quote_spanned!(span=> #[::core::prelude::v1::test])
-}
-
-fn reject_runtime_options(own: &Args, message: impl Fn(&str) -> String) -> syn::Result<()> {
-    let mut errors = own
-        .runtime_options()
-        .into_iter()
-        .map(|(key, span)| Error::new(span, message(key)));
-    match errors.next() {
-        None => Ok(()),
-        Some(mut first) => {
-            errors.for_each(|e| first.combine(e));
-            Err(first)
-        }
-    }
 }
 
 /// `async move { body }` whose output is the declared return type `R`, with
@@ -284,21 +261,22 @@ fn typed_async_body(f: &ItemFn) -> TokenStream {
 /// Whether `ty` contains `impl Trait` (or is `!`), which a turbofish cannot name.
 fn unnameable(ty: &Type) -> bool {
     struct Finder(bool);
-    impl VisitMut for Finder {
-        fn visit_type_impl_trait_mut(&mut self, _: &mut syn::TypeImplTrait) {
+    impl Visit<'_> for Finder {
+        fn visit_type_impl_trait(&mut self, _: &syn::TypeImplTrait) {
             self.0 = true;
         }
-        fn visit_type_never_mut(&mut self, _: &mut syn::TypeNever) {
+        fn visit_type_never(&mut self, _: &syn::TypeNever) {
             self.0 = true;
         }
     }
     let mut finder = Finder(false);
-    finder.visit_type_mut(&mut ty.clone());
+    finder.visit_type(ty);
     finder.0
 }
 
 /// `test_scope("name")` or `service_scope_for("name", cfg!(debug_assertions))`
-/// with one call per option.
+/// with one call per option. `timeout` is emitted only on test scopes and
+/// only when written (see `validate.rs`).
 fn scope_builder(opts: &Args, krate: &syn::Path, name: &LitStr, kind: ScopeKind) -> TokenStream {
     let mut scope = match kind {
         ScopeKind::Test => quote!(#krate::__private::test_scope(#name)),
@@ -307,8 +285,12 @@ fn scope_builder(opts: &Args, krate: &syn::Path, name: &LitStr, kind: ScopeKind)
         ),
     };
     if let Some(grace) = &opts.grace {
-        let nanos = Literal::u64_unsuffixed(grace.value);
-        scope.extend(quote!(.grace(#krate::__private::Duration::from_nanos(#nanos))));
+        let grace = duration_const(krate, &grace.value, "__LEAKFREE_GRACE");
+        scope.extend(quote!(.grace(#grace)));
+    }
+    if let (Some(timeout), ScopeKind::Test) = (&opts.timeout, kind) {
+        let timeout = duration_const(krate, &timeout.value, "__LEAKFREE_TIMEOUT");
+        scope.extend(quote!(.timeout(#timeout)));
     }
     for glob in opts.ignore_name.iter().flat_map(|o| &o.value) {
         scope.extend(quote!(.ignore_name(#glob)));
@@ -331,23 +313,79 @@ fn scope_builder(opts: &Args, krate: &syn::Path, name: &LitStr, kind: ScopeKind)
     scope
 }
 
-/// `RuntimeOptions::new()` with one call per runtime option given.
-fn runtime_options(opts: &Args, krate: &syn::Path) -> TokenStream {
+/// `{ const NAME: Duration = __private::duration("…"); NAME }`, every token
+/// at the string's span: the runtime's parser runs at compile time, and a
+/// string it rejects fails the build with its message, at the string.
+fn duration_const(krate: &syn::Path, text: &LitStr, name: &str) -> TokenStream {
+    let span = text.span();
+    let krate = respan(krate.to_token_stream(), span);
+    let name = syn::Ident::new(name, span);
+    quote_spanned!(span=> {
+        const #name: #krate::__private::Duration = #krate::__private::duration(#text);
+        #name
+    })
+}
+
+/// `tokens` with every span set to `span`.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|token| match token {
+            TokenTree::Group(group) => {
+                let mut new = Group::new(group.delimiter(), respan(group.stream(), span));
+                new.set_span(span);
+                TokenTree::Group(new)
+            }
+            mut other => {
+                other.set_span(span);
+                other
+            }
+        })
+        .collect()
+}
+
+/// `RuntimeOptions::new()` with one call per runtime option given. The
+/// `local` flavor is not an option call: it picks `block_on_test_local`.
+fn runtime_options(rt: &RuntimeArgs, krate: &syn::Path) -> TokenStream {
     let mut runtime = quote!(#krate::__private::RuntimeOptions::new());
-    if let Some(flavor) = &opts.flavor {
+    if let Some(flavor) = &rt.flavor {
         let variant = match flavor.value {
-            Flavor::CurrentThread => format_ident!("CurrentThread"),
-            Flavor::MultiThread => format_ident!("MultiThread"),
+            Flavor::CurrentThread => Some(format_ident!("CurrentThread")),
+            Flavor::MultiThread => Some(format_ident!("MultiThread")),
+            Flavor::Local => None,
         };
-        runtime.extend(quote!(.flavor(#krate::__private::Flavor::#variant)));
+        if let Some(variant) = variant {
+            runtime.extend(quote!(.flavor(#krate::__private::Flavor::#variant)));
+        }
     }
-    if let Some(threads) = &opts.worker_threads {
+    if let Some(threads) = &rt.worker_threads {
         let threads = Literal::usize_unsuffixed(threads.value);
         runtime.extend(quote!(.worker_threads(#threads)));
     }
-    if let Some(paused) = &opts.start_paused {
+    if let Some(paused) = &rt.start_paused {
         let paused = paused.value;
         runtime.extend(quote!(.start_paused(#paused)));
+    }
+    if let Some(behaviour) = &rt.unhandled_panic {
+        // tokio's own type, under the path tokio's `crate` option gives:
+        // without `--cfg tokio_unstable` neither it nor the method exists,
+        // and the build fails here, as with tokio's own attribute.
+        let span = behaviour.key;
+        let tokio = rt.tokio_crate.as_ref().map_or_else(
+            || quote_spanned!(span=> tokio),
+            |o| o.value.to_token_stream(),
+        );
+        let variant = match behaviour.value {
+            UnhandledPanic::Ignore => format_ident!("Ignore", span = span),
+            UnhandledPanic::ShutdownRuntime => format_ident!("ShutdownRuntime", span = span),
+        };
+        runtime.extend(
+            quote_spanned!(span=> .unhandled_panic(#tokio::runtime::UnhandledPanic::#variant)),
+        );
+    }
+    if let Some(name) = &rt.name {
+        let name = name_literal(name);
+        runtime.extend(quote!(.name(#name)));
     }
     runtime
 }
@@ -355,17 +393,6 @@ fn runtime_options(opts: &Args, krate: &syn::Path) -> TokenStream {
 /// Expands every test `async fn` directly inside the module; collects the
 /// errors of all of them.
 fn expand_mod(mut m: ItemMod, opts: &Args) -> syn::Result<ItemMod> {
-    if let Some(skip) = &opts.skip {
-        return Err(Error::new(
-            skip.key,
-            "`skip` goes on a fn inside a #[leak_checked] module, not on the module",
-        ));
-    }
-    if let (Some(threads), flavor) = (&opts.worker_threads, &opts.flavor) {
-        if flavor.as_ref().map(|o| o.value) != Some(Flavor::MultiThread) {
-            return Err(Error::new(threads.key, WORKER_THREADS_NEED_MULTI_THREAD));
-        }
-    }
     let Some((_, items)) = &mut m.content else {
         return Err(Error::new_spanned(
             &m.ident,
@@ -448,12 +475,7 @@ fn expand_mod_fn(mut f: ItemFn, module: &Args) -> syn::Result<Option<Vec<ItemFn>
     f.attrs.retain(|a| !test_attr::is_leak_checked(a));
     let own = Args::from_attribute(&own_attr)?;
     if let Some(skip) = &own.skip {
-        if own.has_options_besides_skip() {
-            return Err(Error::new(
-                skip.key,
-                "`skip` leaves the fn unchecked: remove the other options",
-            ));
-        }
+        validate::check_skip(&own, skip)?;
         return Ok(Some(vec![f]));
     }
     expand_fn(f, &own.or(module), &own).map(Some)

@@ -2,53 +2,89 @@
 //!
 //! Attribute macros see paths, not resolved items, so recognition is by path
 //! shape: `#[tokio::test]` under any prefix ending in `tokio`, the built-in
-//! `#[test]` under the names the prelude gives it, and `#[leak_checked]` by
-//! its last segment (it may be imported or re-exported under any path).
+//! `#[test]` under the names the prelude gives it, `#[test_log::test]` under
+//! a prefix ending in `test_log`, and `#[leak_checked]`, `#[rstest]` and
+//! `#[test_case]` by their last segment (they may be imported or re-exported
+//! under any path).
 
 use proc_macro2::{TokenStream, TokenTree};
-use syn::{Attribute, Meta, Path};
+use syn::punctuated::Punctuated;
+use syn::{Attribute, Expr, ExprLit, Lit, Meta, Path, Token};
 
 /// Which runtime-owning tokio attribute a fn carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TokioAttr {
-    /// `#[tokio::test]`: a test scope.
+    /// `#[tokio::test]`: taken over, a test scope.
     Test,
     /// `#[tokio::main]`: a service scope.
     Main,
 }
 
-impl TokioAttr {
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            TokioAttr::Test => "tokio::test",
-            TokioAttr::Main => "tokio::main",
-        }
-    }
-}
-
 /// An attribute that makes a fn a test (or an entrypoint).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TestAttr {
-    /// `#[tokio::test(...)]` / `#[tokio::main(...)]`: the wrapping form.
+    /// `#[tokio::test(...)]` (taken over) / `#[tokio::main(...)]` (wrapped).
     Tokio(TokioAttr),
     /// The built-in `#[test]`: the self-contained form.
     Builtin,
+    /// `#[test_log::test]` or `#[test_log::test(inner)]`: logging set-up
+    /// around another test attribute (`#[test]` without `inner`).
+    TestLog,
 }
 
 /// Classifies `attr` as a test attribute, if it is one.
 pub(crate) fn classify(attr: &Attribute) -> Option<TestAttr> {
-    let path = attr.path();
+    classify_meta(&attr.meta)
+}
+
+/// [`classify`] for an attribute's contents, e.g. the `tokio::test(...)`
+/// inside `#[test_log::test(tokio::test(...))]`.
+pub(crate) fn classify_meta(meta: &Meta) -> Option<TestAttr> {
+    let path = meta.path();
     let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
     let names: Vec<&str> = segments.iter().map(String::as_str).collect();
     match names.as_slice() {
         [.., "tokio", "test"] => Some(TestAttr::Tokio(TokioAttr::Test)),
         [.., "tokio", "main"] => Some(TestAttr::Tokio(TokioAttr::Main)),
+        [prefix @ .., "test"] if names_tokio_crate(meta, prefix) => {
+            Some(TestAttr::Tokio(TokioAttr::Test))
+        }
+        [prefix @ .., "main"] if names_tokio_crate(meta, prefix) => {
+            Some(TestAttr::Tokio(TokioAttr::Main))
+        }
+        [.., "test_log", "test"] => Some(TestAttr::TestLog),
         ["test"] if path.leading_colon.is_none() => Some(TestAttr::Builtin),
-        ["core" | "std", "prelude", "v1", "test"] if matches!(attr.meta, Meta::Path(_)) => {
+        ["core" | "std", "prelude", "v1", "test"] if matches!(meta, Meta::Path(_)) => {
             Some(TestAttr::Builtin)
         }
         _ => None,
     }
+}
+
+/// Whether a renamed tokio's attribute says so: `#[tokio1::test(crate =
+/// "tokio1")]`, the path before `test` / `main` being the `crate` option's.
+fn names_tokio_crate(meta: &Meta, prefix: &[&str]) -> bool {
+    let Meta::List(list) = meta else {
+        return false;
+    };
+    if prefix.is_empty() {
+        return false;
+    }
+    let Ok(args) = list.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated) else {
+        return false;
+    };
+    args.iter().any(|arg| match arg {
+        Meta::NameValue(nv) if nv.path.is_ident("crate") => match &nv.value {
+            Expr::Lit(ExprLit {
+                lit: Lit::Str(s), ..
+            }) => s.parse::<Path>().is_ok_and(|path| {
+                path.segments.len() == prefix.len()
+                    && path.segments.iter().zip(prefix).all(|(s, p)| s.ident == p)
+            }),
+            _ => false,
+        },
+        _ => false,
+    })
 }
 
 /// `#[::core::prelude::v1::test]`: what `#[tokio::test]` leaves on the sync
@@ -75,6 +111,17 @@ pub(crate) fn mentions_runtime_builder(body: TokenStream) -> bool {
     tokens
         .windows(4)
         .any(|w| w == ["runtime", ":", ":", "Builder"])
+}
+
+/// `#[rstest]` or `#[test_case(...)]`: attributes that turn one fn into
+/// several test cases, copying the attributes below them onto each case. The
+/// name, for the error that asks for `#[leak_checked]` below them.
+pub(crate) fn case_generator(attr: &Attribute) -> Option<&'static str> {
+    match attr.path().segments.last()?.ident.to_string().as_str() {
+        "rstest" => Some("rstest"),
+        "test_case" => Some("test_case"),
+        _ => None,
+    }
 }
 
 /// Whether `attr` is `#[leak_checked]` under any path.
@@ -124,7 +171,21 @@ mod tests {
                 parse_quote!(#[std::prelude::v1::test]),
                 Some(TestAttr::Builtin),
             ),
+            (parse_quote!(#[test_log::test]), Some(TestAttr::TestLog)),
+            (
+                parse_quote!(#[::test_log::test(tokio::test)]),
+                Some(TestAttr::TestLog),
+            ),
             (parse_quote!(#[tokio1::test]), None),
+            (
+                parse_quote!(#[tokio1::test(crate = "tokio1")]),
+                Some(TestAttr::Tokio(TokioAttr::Test)),
+            ),
+            (
+                parse_quote!(#[deps::tokio1::main(crate = "::deps::tokio1")]),
+                Some(TestAttr::Tokio(TokioAttr::Main)),
+            ),
+            (parse_quote!(#[tokio1::test(crate = "tokio")]), None),
             (parse_quote!(#[tokio::spawn]), None),
             (parse_quote!(#[::test]), None),
             (parse_quote!(#[should_panic]), None),
@@ -150,5 +211,11 @@ mod tests {
             Builder::new()
         })));
         assert!(!is_leak_checked(&parse_quote!(#[leak_checked::other])));
+        assert_eq!(case_generator(&parse_quote!(#[rstest])), Some("rstest"));
+        assert_eq!(
+            case_generator(&parse_quote!(#[test_case::test_case(1; "one")])),
+            Some("test_case")
+        );
+        assert_eq!(case_generator(&parse_quote!(#[case(1)])), None);
     }
 }

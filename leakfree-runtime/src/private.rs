@@ -8,8 +8,8 @@ use std::future::Future;
 
 use crate::duration;
 pub use crate::policy::Policy;
-use crate::runtime::block_on_checked;
 pub use crate::runtime::{Flavor, RuntimeOptions};
+use crate::runtime::{block_on_checked, block_on_checked_local};
 use crate::scope::Scope;
 pub use crate::scope::ScopeBuilder;
 pub use ::core::time::Duration;
@@ -55,4 +55,14 @@ pub fn block_on_test<F: Future>(
     body: F,
 ) -> F::Output {
     block_on_checked(scope, runtime, body)
+}
+
+/// The test form with tokio's `flavor = "local"`: [`block_on_test`] on a
+/// `LocalRuntime`, where `spawn_local` needs no `LocalSet`.
+pub fn block_on_test_local<F: Future>(
+    scope: ScopeBuilder,
+    runtime: RuntimeOptions,
+    body: F,
+) -> F::Output {
+    block_on_checked_local(scope, runtime, body)
 }

@@ -30,6 +30,12 @@ pub struct RuntimeOptions {
     flavor: Flavor,
     worker_threads: Option<usize>,
     start_paused: bool,
+    /// tokio's runtime name (`#[tokio::test(name = "...")]`).
+    name: Option<String>,
+    /// tokio's reaction to a panic in a spawned task
+    /// (`#[tokio::test(unhandled_panic = "...")]`).
+    #[cfg(tokio_unstable)]
+    unhandled_panic: Option<tokio::runtime::UnhandledPanic>,
 }
 
 impl RuntimeOptions {
@@ -57,13 +63,52 @@ impl RuntimeOptions {
         self
     }
 
+    /// Names the runtime, as tokio's `Builder::name` (taken over from
+    /// `#[tokio::test(name = "...")]`).
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_owned());
+        self
+    }
+
+    /// What a panic in a spawned task does, as tokio's
+    /// `Builder::unhandled_panic` (taken over from
+    /// `#[tokio::test(unhandled_panic = "...")]`; tokio's unstable API).
+    #[cfg(tokio_unstable)]
+    pub fn unhandled_panic(mut self, behavior: tokio::runtime::UnhandledPanic) -> Self {
+        self.unhandled_panic = Some(behavior);
+        self
+    }
+
+    /// The options tokio's attribute adds to a leakfree-built runtime.
+    fn apply_tokio_options(&self, builder: &mut tokio::runtime::Builder) {
+        if let Some(name) = &self.name {
+            builder.name(name.clone());
+        }
+        #[cfg(tokio_unstable)]
+        if let Some(behavior) = &self.unhandled_panic {
+            builder.unhandled_panic(behavior.clone());
+        }
+    }
+
+    /// Builds a `LocalRuntime` (tokio's `flavor = "local"`): current-thread,
+    /// and `spawn_local` works without a `LocalSet`. The flavor and worker
+    /// threads set here are not used.
+    ///
+    /// # Panics
+    /// As [`RuntimeOptions::build`].
+    pub fn build_local(&self) -> tokio::runtime::LocalRuntime {
+        self.configure(tokio::runtime::Builder::new_current_thread())
+            .build_local(tokio::runtime::LocalOptions::default())
+            .expect("leakfree: tokio could not build the test runtime")
+    }
+
     /// Builds the runtime.
     ///
     /// # Panics
     /// With a message naming the fix, when `start_paused` is asked for without
     /// the `test-util` feature, or tokio cannot build the runtime.
     pub fn build(&self) -> tokio::runtime::Runtime {
-        let mut builder = match self.flavor {
+        let builder = match self.flavor {
             Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread(),
             Flavor::MultiThread => {
                 let mut builder = tokio::runtime::Builder::new_multi_thread();
@@ -71,14 +116,21 @@ impl RuntimeOptions {
                 builder
             }
         };
+        self.configure(builder)
+            .build()
+            .expect("leakfree: tokio could not build the test runtime")
+    }
+
+    /// Everything but the scheduler: drivers, leakfree's hooks, the paused
+    /// clock, and the options taken over from tokio's attribute.
+    fn configure(&self, mut builder: tokio::runtime::Builder) -> tokio::runtime::Builder {
         builder.enable_all();
         instrument::install(&mut builder);
         if self.start_paused {
             pause_clock(&mut builder);
         }
+        self.apply_tokio_options(&mut builder);
         builder
-            .build()
-            .expect("leakfree: tokio could not build the test runtime")
     }
 }
 
@@ -105,6 +157,23 @@ pub(crate) fn block_on_checked<F: Future>(
     body: F,
 ) -> F::Output {
     let runtime = options.build();
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        runtime.block_on(async move { scope.build().run(body).await })
+    }));
+    runtime.shutdown_timeout(SHUTDOWN_TIMEOUT);
+    match outcome {
+        Ok(value) => value,
+        Err(payload) => resume_unwind(payload),
+    }
+}
+
+/// [`block_on_checked`] on a `LocalRuntime` (tokio's `flavor = "local"`).
+pub(crate) fn block_on_checked_local<F: Future>(
+    scope: ScopeBuilder,
+    options: RuntimeOptions,
+    body: F,
+) -> F::Output {
+    let runtime = options.build_local();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         runtime.block_on(async move { scope.build().run(body).await })
     }));

@@ -45,6 +45,33 @@ mod expanded {
         Ok(())
     }
 
+    /// `#[tokio::test]`'s options, taken over: leakfree builds the runtime.
+    #[leak_checked]
+    #[tokio::test(start_paused = true, name = "paused-rt")]
+    async fn tokio_test_paused_clock() {
+        let start = tokio::time::Instant::now();
+        tokio::time::sleep(std::time::Duration::from_secs(90)).await;
+        assert!(start.elapsed() >= std::time::Duration::from_secs(90));
+    }
+
+    /// tokio's `local` flavor: `spawn_local` without a `LocalSet`.
+    #[leak_checked]
+    #[tokio::test(flavor = "local")]
+    async fn tokio_test_local_flavor() {
+        let shared = std::rc::Rc::new(5);
+        let task = tokio::task::spawn_local(async move { *shared });
+        assert_eq!(task.await.unwrap(), 5);
+    }
+
+    /// A renamed tokio, as `#[tokio::test(crate = "...")]` takes it.
+    #[leak_checked]
+    #[tokio1::test(crate = "tokio1", flavor = "multi_thread", worker_threads = 1)]
+    async fn tokio_test_renamed_tokio() {
+        leakfree_runtime::spawn(async {}).await.unwrap();
+    }
+
+    use tokio as tokio1;
+
     #[leak_checked]
     #[test]
     async fn self_contained() {

@@ -12,7 +12,7 @@ mod tests {
     #[tokio::test]
     async fn flavor_in_wrapping_form() {}
 
-    #[leak_checked(grace = "soon")]
+    #[leak_checked(grace = 5)]
     #[test]
     async fn bad_grace() {}
 }

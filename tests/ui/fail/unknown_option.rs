@@ -1,6 +1,6 @@
 use leakfree_runtime::leak_checked;
 
-#[leak_checked(grace = "1s", timeout = "5s")]
+#[leak_checked(grace = "1s", graec = "5s")]
 #[tokio::test]
 async fn a() {}
 
