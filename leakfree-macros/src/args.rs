@@ -19,6 +19,7 @@ const KEYS: &[&str] = &[
     "timeout",
     "ignore_name",
     "ignore_location",
+    "ignore_crate",
     "allow_untracked",
     "policy",
     "handler",
@@ -105,6 +106,8 @@ pub(crate) struct Args {
     pub(crate) timeout: Option<Opt<LitStr>>,
     pub(crate) ignore_name: Option<Opt<Vec<LitStr>>>,
     pub(crate) ignore_location: Option<Opt<Vec<LitStr>>>,
+    /// `ignore_crate = "name"` or `[...]`: crate-name globs.
+    pub(crate) ignore_crate: Option<Opt<Vec<LitStr>>>,
     pub(crate) allow_untracked: Option<Opt<()>>,
     /// `policy` or `handler`.
     pub(crate) policy: Option<Opt<PolicyOpt>>,
@@ -147,6 +150,7 @@ impl Args {
             timeout: pick(&self.timeout, &defaults.timeout),
             ignore_name: pick(&self.ignore_name, &defaults.ignore_name),
             ignore_location: pick(&self.ignore_location, &defaults.ignore_location),
+            ignore_crate: pick(&self.ignore_crate, &defaults.ignore_crate),
             allow_untracked: pick(&self.allow_untracked, &defaults.allow_untracked),
             policy: pick(&self.policy, &defaults.policy),
             debug_only: pick(&self.debug_only, &defaults.debug_only),
@@ -181,6 +185,7 @@ impl Args {
             timeout,
             ignore_name,
             ignore_location,
+            ignore_crate,
             allow_untracked,
             policy,
             debug_only,
@@ -194,6 +199,7 @@ impl Args {
             || timeout.is_some()
             || ignore_name.is_some()
             || ignore_location.is_some()
+            || ignore_crate.is_some()
             || allow_untracked.is_some()
             || policy.is_some()
             || debug_only.is_some()
@@ -219,6 +225,9 @@ impl Args {
                 "ignore_location",
                 parse_globs,
             ),
+            Some("ignore_crate") => {
+                set(&mut self.ignore_crate, &meta, "ignore_crate", parse_globs)
+            }
             Some("allow_untracked") => {
                 set(&mut self.allow_untracked, &meta, "allow_untracked", |m| {
                     parse_flag(m, "allow_untracked")

@@ -161,11 +161,13 @@ fn expand_fn(mut f: ItemFn, opts: &Args, own: &Args) -> syn::Result<Vec<ItemFn>>
     match form {
         Form::Main | Form::Service => {
             let scope = scope_builder(opts, krate, &name, ScopeKind::Service);
+            let into_value = into_value(&f);
             *f.block = parse_quote!({
-                #krate::__private::run_scoped(#scope, #body).await
+                #krate::__private::run_scoped(#scope, #body).await #into_value
             });
         }
         Form::Test(site) => {
+            let into_value = into_value(&f);
             let scope = scope_builder(opts, krate, &name, ScopeKind::Test);
             let runtime = runtime_options(&site.runtime, krate);
             let block_on = match site.runtime.flavor.as_ref().map(|o| o.value) {
@@ -197,7 +199,7 @@ fn expand_fn(mut f: ItemFn, opts: &Args, own: &Args) -> syn::Result<Vec<ItemFn>>
             *f.block = parse_quote!({
                 #tokio_crate
                 let __leakfree_body = #body;
-                #krate::__private::#block_on(#scope, #runtime, __leakfree_body)
+                #krate::__private::#block_on(#scope, #runtime, __leakfree_body) #into_value
             });
             if !site.tokio {
                 // `#[test] async fn` does not compile as written, so a
@@ -236,6 +238,13 @@ fn parse_quote_spanned_test(span: Span) -> Attribute {
 /// (`impl Trait`, `!`) keep the plain block.
 ///
 /// `clippy::diverging_sub_expression` is allowed on the `let`: a body that
+/// `.into_value()` on the runtime's `Checked`, spanned at the fn's name: the
+/// method is `#[track_caller]`, so a leak's panic names the annotated fn's
+/// file and line, as `assert!` in the body would.
+fn into_value(f: &ItemFn) -> TokenStream {
+    quote_spanned!(f.sig.ident.span()=> .into_value())
+}
+
 /// ends in `panic!()` (a `should_panic` test) is a diverging initializer.
 fn typed_async_body(f: &ItemFn) -> TokenStream {
     let block = &f.block;
@@ -297,6 +306,9 @@ fn scope_builder(opts: &Args, krate: &syn::Path, name: &LitStr, kind: ScopeKind)
     }
     for glob in opts.ignore_location.iter().flat_map(|o| &o.value) {
         scope.extend(quote!(.ignore_location(#glob)));
+    }
+    for glob in opts.ignore_crate.iter().flat_map(|o| &o.value) {
+        scope.extend(quote!(.ignore_crate(#glob)));
     }
     if opts.allow_untracked.is_some() {
         scope.extend(quote!(.count_untracked(false)));

@@ -238,6 +238,7 @@ use proc_macro::TokenStream;
 /// | `timeout = "30s"` | tests only: how long the body may run (same grammar; the scope's `timeout`) |
 /// | `ignore_name = "glob"` or `["a", "b*"]` | tasks with a matching name are not leaks |
 /// | `ignore_location = "src/pool.rs"` or `[..]` | tasks spawned in a matching file are not leaks |
+/// | `ignore_crate = "hyper_util"` or `[..]` | tasks spawned from that crate's source (any version, any path; `-` or `_`) are not leaks |
 /// | `allow_untracked` | do not fail on untracked leftover tasks, only count them |
 /// | `policy = "panic"` / `"log"` / `"off"` | what a leak does: panic, log a `tracing` warning, or run unchecked (default: panic; for services, log in release builds) |
 /// | `handler = path` | call `path(&report)` on a leak instead: a `fn(&LeakReport)` or a `Fn(&LeakReport) + Send + Sync + 'static` value reachable by path (resolved where the fn is); replaces `policy` |

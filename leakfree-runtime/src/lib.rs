@@ -87,7 +87,9 @@ pub use leakfree_macros::leak_checked;
 
 pub use policy::Policy;
 pub use report::LeakReport;
-pub use scope::{DEFAULT_ABORT_TIMEOUT, DEFAULT_GRACE, Scope, ScopeBuilder, current_token};
+pub use scope::{
+    DEFAULT_ABORT_TIMEOUT, DEFAULT_GRACE, DEFAULT_TEST_TIMEOUT, Scope, ScopeBuilder, current_token,
+};
 pub use spawn::{
     Entered, JoinHandle, spawn, spawn_background, spawn_blocking, spawn_local, spawn_named,
 };

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use crate::exit::{Totals, totals};
 use crate::instrument::hooked_tasks;
 use crate::registry::{ScopeShared, live_scopes};
-use crate::report::{TaskInfo, group_tasks, human_duration, plural};
+use crate::report::{TaskInfo, group_tasks, human_duration, plural, site};
 
 /// Process-wide counters and gauges, for a metrics system to scrape.
 ///
@@ -175,7 +175,7 @@ impl fmt::Display for LiveSnapshot {
                     f,
                     "  {} x{name} spawned at {}, oldest {}: {}",
                     group.count(),
-                    first.location(),
+                    site(first.location()),
                     human_duration(
                         group
                             .tasks()

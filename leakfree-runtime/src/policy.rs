@@ -11,6 +11,8 @@
 //!   policy.
 //! - `LEAKFREE_GRACE` = a duration of the attribute's own grammar (`250ms`,
 //!   `2s`, `500us`, `1.5s`): replaces every scope's grace period.
+//! - `LEAKFREE_TIMEOUT` = such a duration, or `off`: replaces (or removes)
+//!   every scope's body timeout.
 //!
 //! A value that does not parse is not ignored: the first scope to read it
 //! panics with a message naming the variable, the value and the accepted
@@ -124,15 +126,19 @@ impl fmt::Debug for Policy {
 pub(crate) struct Overrides {
     pub(crate) policy: Option<Policy>,
     pub(crate) grace: Option<Duration>,
+    /// `Some(None)`: `LEAKFREE_TIMEOUT=off`.
+    pub(crate) timeout: Option<Option<Duration>>,
 }
 
 /// The process's overrides; panics (every time) on a bad value.
 pub(crate) fn overrides() -> &'static Overrides {
     static OVERRIDES: OnceLock<Result<Overrides, String>> = OnceLock::new();
     let parsed = OVERRIDES.get_or_init(|| {
+        let var = |name| std::env::var(name).ok();
         parse(
-            std::env::var("LEAKFREE_POLICY").ok().as_deref(),
-            std::env::var("LEAKFREE_GRACE").ok().as_deref(),
+            var("LEAKFREE_POLICY").as_deref(),
+            var("LEAKFREE_GRACE").as_deref(),
+            var("LEAKFREE_TIMEOUT").as_deref(),
         )
     });
     match parsed {
@@ -141,7 +147,11 @@ pub(crate) fn overrides() -> &'static Overrides {
     }
 }
 
-pub(crate) fn parse(policy: Option<&str>, grace: Option<&str>) -> Result<Overrides, String> {
+pub(crate) fn parse(
+    policy: Option<&str>,
+    grace: Option<&str>,
+    timeout: Option<&str>,
+) -> Result<Overrides, String> {
     let policy = match policy.map(str::trim) {
         None | Some("") => None,
         Some("panic") => Some(Policy::Panic),
@@ -156,15 +166,34 @@ pub(crate) fn parse(policy: Option<&str>, grace: Option<&str>) -> Result<Overrid
     };
     let grace = match grace.map(str::trim) {
         None | Some("") => None,
-        Some(text) => Some(duration::parse(text).map_err(|why| {
-            format!(
-                "leakfree: LEAKFREE_GRACE={text:?} is not a duration: {}; write {}, or unset it",
-                why.reason(),
-                duration::ACCEPTED
-            )
-        })?),
+        Some(text) => Some(parse_duration_var("LEAKFREE_GRACE", text, "")?),
     };
-    Ok(Overrides { policy, grace })
+    let timeout = match timeout.map(str::trim) {
+        None | Some("") => None,
+        Some("off") => Some(None),
+        Some(text) => Some(Some(parse_duration_var(
+            "LEAKFREE_TIMEOUT",
+            text,
+            " or `off`",
+        )?)),
+    };
+    Ok(Overrides {
+        policy,
+        grace,
+        timeout,
+    })
+}
+
+/// A duration variable's value, or the message naming the variable, the
+/// value, what is wrong and the accepted forms (`also` lists other values).
+fn parse_duration_var(variable: &str, text: &str, also: &str) -> Result<Duration, String> {
+    duration::parse(text).map_err(|why| {
+        format!(
+            "leakfree: {variable}={text:?} is not a duration: {}; write {}{also}, or unset it",
+            why.reason(),
+            duration::ACCEPTED
+        )
+    })
 }
 
 #[cfg(test)]
@@ -173,22 +202,30 @@ mod tests {
 
     #[test]
     fn policies_and_durations_parse() {
-        let o = parse(Some("log"), Some("250ms")).unwrap();
+        let o = parse(Some("log"), Some("250ms"), Some("30s")).unwrap();
         assert!(matches!(o.policy, Some(Policy::Log)));
         assert_eq!(o.grace, Some(Duration::from_millis(250)));
-        let o = parse(None, Some(" ")).unwrap();
+        assert_eq!(o.timeout, Some(Some(Duration::from_secs(30))));
+        let o = parse(None, Some(" "), Some("off")).unwrap();
         assert!(o.policy.is_none() && o.grace.is_none());
+        assert_eq!(o.timeout, Some(None), "`off` removes the timeout");
     }
 
     #[test]
     fn bad_values_name_the_variable_and_the_fix() {
-        let error = parse(Some("loud"), None).unwrap_err();
+        let error = parse(Some("loud"), None, None).unwrap_err();
         assert_eq!(
             error,
             "leakfree: LEAKFREE_POLICY=\"loud\" is not a policy; use one of `panic`, `log`, `off`, or unset it"
         );
-        let error = parse(None, Some("250")).unwrap_err();
+        let error = parse(None, Some("250"), None).unwrap_err();
         assert!(error.starts_with("leakfree: LEAKFREE_GRACE=\"250\" is not a duration"));
         assert!(error.contains("`250ms`"));
+        let error = parse(None, None, Some("soon")).unwrap_err();
+        assert_eq!(
+            error,
+            "leakfree: LEAKFREE_TIMEOUT=\"soon\" is not a duration: the unit (`us`, `ms` or `s`) \
+             is missing; write a number and a unit: `500us`, `250ms`, `2s`, `1.5s` or `off`, or unset it"
+        );
     }
 }

@@ -3,6 +3,10 @@
 //! Not public API: anything here may change in a patch release. The macro in
 //! `leakfree-macros` is pinned to this crate's exact version, so the two always
 //! agree on these signatures.
+//!
+//! Every entry point returns a [`Checked`]: generated code calls
+//! [`Checked::into_value`] itself, so that a leak's panic names the annotated
+//! test's file and line, not this crate's.
 
 use std::future::Future;
 
@@ -10,8 +14,8 @@ use crate::duration;
 pub use crate::policy::Policy;
 pub use crate::runtime::{Flavor, RuntimeOptions};
 use crate::runtime::{block_on_checked, block_on_checked_local};
-use crate::scope::Scope;
-pub use crate::scope::ScopeBuilder;
+pub use crate::scope::{Checked, ScopeBuilder};
+use crate::scope::{DEFAULT_TEST_TIMEOUT, Scope};
 pub use ::core::time::Duration;
 
 /// A duration of leakfree's one grammar, evaluated in a constant the macro
@@ -28,7 +32,10 @@ pub const fn duration(text: &str) -> Duration {
 /// runtime), leaked tasks' stacks are dumped where the build can, leaks fail
 /// the test.
 pub fn test_scope(name: &'static str) -> ScopeBuilder {
-    Scope::builder(name).count_untracked(true).stuck_at(true)
+    Scope::builder(name)
+        .count_untracked(true)
+        .stuck_at(true)
+        .timeout(DEFAULT_TEST_TIMEOUT)
 }
 
 /// Service scope settings decided by the *user's* build: with
@@ -43,8 +50,8 @@ pub fn service_scope_for(name: &'static str, debug_assertions: bool) -> ScopeBui
 
 /// The wrapping form: the body of an `async fn` that already runs on a runtime
 /// (`#[tokio::main]`, or any caller).
-pub async fn run_scoped<F: Future>(scope: ScopeBuilder, body: F) -> F::Output {
-    scope.build().run(body).await
+pub async fn run_scoped<F: Future>(scope: ScopeBuilder, body: F) -> Checked<F::Output> {
+    scope.build().run_checked(body).await
 }
 
 /// The self-contained test form: builds the runtime, runs the body in a scope,
@@ -53,7 +60,7 @@ pub fn block_on_test<F: Future>(
     scope: ScopeBuilder,
     runtime: RuntimeOptions,
     body: F,
-) -> F::Output {
+) -> Checked<F::Output> {
     block_on_checked(scope, runtime, body)
 }
 
@@ -63,6 +70,6 @@ pub fn block_on_test_local<F: Future>(
     scope: ScopeBuilder,
     runtime: RuntimeOptions,
     body: F,
-) -> F::Output {
+) -> Checked<F::Output> {
     block_on_checked_local(scope, runtime, body)
 }

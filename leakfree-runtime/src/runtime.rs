@@ -11,7 +11,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::time::Duration;
 
 use crate::instrument;
-use crate::scope::ScopeBuilder;
+use crate::scope::{Checked, ScopeBuilder};
 
 /// Which tokio scheduler a self-contained test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -155,10 +155,10 @@ pub(crate) fn block_on_checked<F: Future>(
     scope: ScopeBuilder,
     options: RuntimeOptions,
     body: F,
-) -> F::Output {
+) -> Checked<F::Output> {
     let runtime = options.build();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        runtime.block_on(async move { scope.build().run(body).await })
+        runtime.block_on(async move { scope.build().run_checked(body).await })
     }));
     runtime.shutdown_timeout(SHUTDOWN_TIMEOUT);
     match outcome {
@@ -172,10 +172,10 @@ pub(crate) fn block_on_checked_local<F: Future>(
     scope: ScopeBuilder,
     options: RuntimeOptions,
     body: F,
-) -> F::Output {
+) -> Checked<F::Output> {
     let runtime = options.build_local();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        runtime.block_on(async move { scope.build().run(body).await })
+        runtime.block_on(async move { scope.build().run_checked(body).await })
     }));
     runtime.shutdown_timeout(SHUTDOWN_TIMEOUT);
     match outcome {

@@ -13,25 +13,31 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::panic::{Location, resume_unwind};
+use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::task::{Context, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::exit::{Baseline, run_exit_protocol};
+use crate::exit::{Baseline, Deadline, run_exit_protocol, timeout_snapshot, trace_poll};
 use crate::instrument::OwnSpawn;
 use crate::policy::{self, Policy};
 use crate::registry::context::{self, TaskContext};
 use crate::registry::{Filters, ScopeShared, Settings};
-use crate::report::{LeakReport, panic_text};
+use crate::report::{LeakReport, Timeout, panic_text};
 use crate::spawn::{CatchUnwind, Entered, JoinHandle, spawn_task};
 use crate::task::Role;
 
 /// How long a scope waits for its tasks to finish on their own, by default.
 pub const DEFAULT_GRACE: Duration = Duration::from_millis(100);
+
+/// How long the body of a `#[leak_checked]` test may run before it fails
+/// with a report of what every task is doing (a hung test ends instead of
+/// hanging CI); see [`ScopeBuilder::timeout`].
+pub const DEFAULT_TEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How long a scope waits for aborted tasks to be gone, by default.
 pub const DEFAULT_ABORT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -65,6 +71,7 @@ pub struct Scope {
     baseline: Option<Baseline>,
     policy: Policy,
     detached: bool,
+    timeout: Option<Duration>,
     finished: bool,
 }
 
@@ -80,9 +87,22 @@ pub struct ScopeBuilder {
     stuck_at: bool,
     policy: Policy,
     detached: bool,
+    timeout: Option<Duration>,
 }
 
 impl ScopeBuilder {
+    /// Bounds how long the body may run, on the wall clock (default: no
+    /// bound; `#[leak_checked]` tests get [`DEFAULT_TEST_TIMEOUT`]). When it
+    /// runs out the scope reports every task it holds, with its state and,
+    /// where task dumps are taken, where it and the body are stuck; then the
+    /// body is dropped, the scope ends as usual, and the call panics with the
+    /// report (there is no value to return). `LEAKFREE_TIMEOUT` overrides it
+    /// at run time (`off` removes it).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
     /// What [`Scope::run`] does with a report that is not clean (default
     /// [`Policy::Panic`]). `LEAKFREE_POLICY` overrides it at run time.
     pub fn policy(mut self, policy: Policy) -> Self {
@@ -132,6 +152,18 @@ impl ScopeBuilder {
         self
     }
 
+    /// Lets tasks spawned from the source of the crate `name` (a dependency,
+    /// by its package name with `-` or `_`; `*` and `?` globs) out of the
+    /// scope, whatever its version or where cargo keeps its source: e.g.
+    /// `"hyper_util"` for a client pool's background tasks. Matched against
+    /// the spawn site, so it needs the site: tracked spawns always have it,
+    /// plain `tokio::spawn` under `--cfg tokio_unstable`. See
+    /// [`ScopeBuilder::ignore_name`].
+    pub fn ignore_crate(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.filters.add_crate(name.into());
+        self
+    }
+
     /// Also count tasks alive on the runtime that leakfree did not spawn, and
     /// fail on survivors. Only right when the scope owns its runtime (a test);
     /// on a shared runtime other scopes' tasks would count.
@@ -159,6 +191,7 @@ impl ScopeBuilder {
         let overrides = policy::overrides();
         let grace = overrides.grace.unwrap_or(self.grace);
         let policy = overrides.policy.clone().unwrap_or(self.policy);
+        let timeout = overrides.timeout.unwrap_or(self.timeout);
         let parent = context::current().map(|c| c.scope);
         let baseline = if self.count_untracked {
             Baseline::capture()
@@ -179,6 +212,7 @@ impl ScopeBuilder {
             baseline,
             policy,
             detached: self.detached,
+            timeout,
             finished: false,
         }
     }
@@ -202,6 +236,7 @@ impl Scope {
             stuck_at: false,
             policy: Policy::Panic,
             detached: false,
+            timeout: None,
         }
     }
 
@@ -251,8 +286,12 @@ impl Scope {
 
     /// Ends the scope: settle, verdict, cancel, and the report. Does not
     /// panic on leaks; see [`Scope::run`] for that.
-    pub async fn finish(mut self) -> LeakReport {
-        let report = run_exit_protocol(&self.shared, self.baseline.as_ref()).await;
+    pub async fn finish(self) -> LeakReport {
+        self.finish_with(None).await
+    }
+
+    async fn finish_with(mut self, timeout: Option<Timeout>) -> LeakReport {
+        let report = run_exit_protocol(&self.shared, self.baseline.as_ref(), timeout).await;
         self.finished = true;
         report
     }
@@ -262,37 +301,115 @@ impl Scope {
     /// is what `#[leak_checked]` expands to.
     ///
     /// If `body` panics, the scope still ends (its tasks are checked and
-    /// cancelled) and the body's panic continues, with the leak report appended
-    /// to its message when there is one. Under [`Policy::Off`] the body runs
-    /// without the scope.
-    pub async fn run<F: Future>(mut self, body: F) -> F::Output {
+    /// cancelled) and the body's panic continues; a report that is not clean
+    /// is printed to standard error (a test's captured output, beside the
+    /// panic message) and appended to the panic's message. If the body runs
+    /// out of the scope's [timeout](ScopeBuilder::timeout), the call panics
+    /// with the report after the policy has acted. Under [`Policy::Off`] the
+    /// body runs without the scope.
+    pub async fn run<F: Future>(self, body: F) -> F::Output {
+        self.run_checked(body).await.into_value()
+    }
+
+    /// [`Scope::run`], with the panic [`Policy::Panic`] calls for left to the
+    /// caller ([`Checked::into_value`]), so that generated code panics at the
+    /// annotated test's own location.
+    pub(crate) async fn run_checked<F: Future>(mut self, body: F) -> Checked<F::Output> {
         if matches!(self.policy, Policy::Off) {
             self.finished = true;
             self.shared.mark_ended();
-            return body.await;
+            return Checked::passed(body.await);
         }
         if self.detached {
-            let outcome = CatchUnwind::new(self.enter(body)).await;
-            self.finish_off_path();
+            let outcome = self.run_body(body).await;
             return match outcome {
-                Ok(value) => value,
-                Err(payload) => resume_unwind(payload),
+                BodyOutcome::Finished(Ok(value)) => {
+                    self.finish_off_path(None);
+                    Checked::passed(value)
+                }
+                BodyOutcome::Finished(Err(payload)) => {
+                    self.finish_off_path(None);
+                    resume_unwind(payload)
+                }
+                BodyOutcome::TimedOut(timeout) => {
+                    let policy = self.policy.clone();
+                    let report = self.finish_with(Some(timeout)).await;
+                    policy.act_off_path(&report);
+                    Checked::timed_out(report)
+                }
             };
         }
         let policy = self.policy.clone();
-        let (value, report) = self.run_and_report(body).await;
-        policy.act(&report);
-        value
+        match self.run_body(body).await {
+            BodyOutcome::Finished(Ok(value)) => {
+                let report = self.finish().await;
+                match policy {
+                    Policy::Panic if !report.is_clean() => Checked::failed(value, report),
+                    policy => {
+                        policy.act(&report);
+                        Checked::passed(value)
+                    }
+                }
+            }
+            BodyOutcome::Finished(Err(payload)) => {
+                let report = self.finish().await;
+                resume_unwind(append_report(payload, &report))
+            }
+            BodyOutcome::TimedOut(timeout) => {
+                let report = self.finish_with(Some(timeout)).await;
+                if !matches!(policy, Policy::Panic) {
+                    policy.act(&report);
+                }
+                Checked::timed_out(report)
+            }
+        }
     }
 
     /// Like [`Scope::run`], but hands the report back instead of panicking
-    /// on a leak (a body's panic still continues after the scope ended).
+    /// on a leak (a body's panic still continues after the scope ended, and a
+    /// body that runs out of the scope's timeout panics with the report).
     pub async fn run_and_report<F: Future>(self, body: F) -> (F::Output, LeakReport) {
-        let outcome = CatchUnwind::new(self.enter(body)).await;
-        let report = self.finish().await;
-        match outcome {
-            Ok(value) => (value, report),
-            Err(payload) => resume_unwind(append_report(payload, &report)),
+        match self.run_body(body).await {
+            BodyOutcome::Finished(Ok(value)) => (value, self.finish().await),
+            BodyOutcome::Finished(Err(payload)) => {
+                let report = self.finish().await;
+                resume_unwind(append_report(payload, &report))
+            }
+            BodyOutcome::TimedOut(timeout) => {
+                let report = self.finish_with(Some(timeout)).await;
+                panic!("{report}")
+            }
+        }
+    }
+
+    /// Polls the body in the scope until it finishes (or panics), or until
+    /// the scope's timeout runs out; then what the scope looked like is taken
+    /// before the body is dropped (when this returns).
+    async fn run_body<F: Future>(&self, body: F) -> BodyOutcome<F::Output> {
+        let mut body = pin!(CatchUnwind::new(self.enter(body)));
+        let Some(after) = self.timeout else {
+            return BodyOutcome::Finished(body.await);
+        };
+        let mut deadline = Deadline::new(after);
+        let finished = poll_fn(|cx| {
+            if let Poll::Ready(outcome) = body.as_mut().poll(cx) {
+                return Poll::Ready(Ok(outcome));
+            }
+            if Pin::new(&mut deadline).poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            // One traced poll, to learn where the body waits.
+            match trace_poll(|| body.as_mut().poll(cx)) {
+                (Poll::Ready(outcome), _) => Poll::Ready(Ok(outcome)),
+                (Poll::Pending, body_stuck_at) => Poll::Ready(Err(body_stuck_at)),
+            }
+        })
+        .await;
+        match finished {
+            Ok(outcome) => BodyOutcome::Finished(outcome),
+            Err(body_stuck_at) => BodyOutcome::TimedOut(
+                timeout_snapshot(&self.shared, &deadline, body_stuck_at).await,
+            ),
         }
     }
 
@@ -303,7 +420,7 @@ impl Scope {
     /// task of its own, as does a clean-looking one whose single poll finds a
     /// task spawned into it meanwhile. With no runtime left, aborts
     /// everything at once.
-    fn finish_off_path(&mut self) {
+    fn finish_off_path(&mut self, timeout: Option<Timeout>) {
         self.finished = true;
         let shared = self.shared.clone();
         let baseline = self.baseline.take();
@@ -313,7 +430,7 @@ impl Scope {
                 let settled =
                     baseline.is_none() && shared.all_live() == 0 && shared.hooked_live() == 0;
                 let mut verdict = Box::pin(async move {
-                    let report = run_exit_protocol(&shared, baseline.as_ref()).await;
+                    let report = run_exit_protocol(&shared, baseline.as_ref(), timeout).await;
                     policy.act_off_path(&report);
                 });
                 // Nothing else wakes this first poll: a pending protocol is
@@ -339,8 +456,12 @@ impl Scope {
     }
 }
 
-/// Adds the report to a panic payload that is text; other payloads are kept
-/// as they are and the report goes to standard error.
+/// What a body's panic carries on with when the scope's report is not
+/// clean. The panic hook printed the body's message when it panicked, before
+/// the scope ended, so the report is printed now, to standard error (the
+/// test harness captures it and shows it beside the message); it is also
+/// appended to a text payload, for `should_panic(expected = ..)` and code
+/// that catches the panic.
 fn append_report(
     payload: Box<dyn std::any::Any + Send>,
     report: &LeakReport,
@@ -348,12 +469,61 @@ fn append_report(
     if report.is_clean() {
         return payload;
     }
+    eprintln!("{report}");
     match panic_text(&*payload).map(str::to_owned) {
         Some(text) => Box::new(format!("{text}\n\n{report}")),
-        None => {
-            eprintln!("{report}");
-            payload
+        None => payload,
+    }
+}
+
+/// How a body ended.
+enum BodyOutcome<T> {
+    /// It returned, or panicked.
+    Finished(std::thread::Result<T>),
+    /// It ran out of the scope's timeout.
+    TimedOut(Timeout),
+}
+
+/// A finished scope's value and the report a [`Policy::Panic`] scope must
+/// panic with, left to [`Checked::into_value`] so that the panic is raised
+/// at its caller's location (generated code: the annotated test's).
+#[derive(Debug)]
+#[must_use = "a failed check panics only in into_value"]
+pub struct Checked<T> {
+    value: Option<T>,
+    failure: Option<LeakReport>,
+}
+
+impl<T> Checked<T> {
+    fn passed(value: T) -> Self {
+        Checked {
+            value: Some(value),
+            failure: None,
         }
+    }
+
+    fn failed(value: T, report: LeakReport) -> Self {
+        Checked {
+            value: Some(value),
+            failure: Some(report),
+        }
+    }
+
+    fn timed_out(report: LeakReport) -> Self {
+        Checked {
+            value: None,
+            failure: Some(report),
+        }
+    }
+
+    /// The body's value; panics, at the caller's location, with the report
+    /// when the scope failed.
+    #[track_caller]
+    pub fn into_value(self) -> T {
+        if let Some(report) = self.failure {
+            panic!("{report}");
+        }
+        self.value.expect("a scope without a failure has its value")
     }
 }
 
@@ -362,7 +532,7 @@ impl Drop for Scope {
         if !self.finished {
             // The scope's future was dropped mid-flight: end it off this path,
             // exactly as on return.
-            self.finish_off_path();
+            self.finish_off_path(None);
         }
     }
 }

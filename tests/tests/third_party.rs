@@ -170,3 +170,101 @@ fn hooked_tasks_that_finish_wake_the_settle_and_pass() {
         }
     });
 }
+
+// ---- the form people write: #[leak_checked] #[tokio::test] -----------------
+
+#[leak_checked(grace = "20ms")]
+#[tokio::test]
+#[ignore = "fixture: the library leaks its pinger, under #[tokio::test]"]
+async fn tokio_test_client_pinger_leaks() {
+    let _client = leaky_dep::Client::connect();
+}
+
+#[leak_checked(grace = "20ms", flavor = "multi_thread")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fixture: the library leaks a supervisor and its worker, multi-thread"]
+async fn tokio_test_supervisor_tree_leaks() {
+    leaky_dep::start_supervisor();
+    for _ in 0..4 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[cfg(not(tokio_unstable))]
+#[test]
+fn on_stable_the_tokio_test_form_counts_and_names_the_one_step() {
+    let text = failure_of(tokio_test_client_pinger_leaks);
+    assert!(
+        text.starts_with("leakfree: 1 untracked task left running from `tokio_test_client_pinger_leaks`"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "run the tests as: RUSTFLAGS=\"--cfg tokio_unstable\" cargo test --features leakfree-runtime/taskdump"
+        ),
+        "{text}"
+    );
+}
+
+#[cfg(tokio_unstable)]
+#[test]
+fn under_tokio_test_the_report_names_the_library_spawn_line() {
+    let text = failure_of(tokio_test_client_pinger_leaks);
+    assert!(
+        text.starts_with("leakfree: 1 task leaked from `tokio_test_client_pinger_leaks` (grace 20ms)"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("spawned at {}", site("pinger"))), "{text}");
+    let text = failure_of(tokio_test_supervisor_tree_leaks);
+    assert!(
+        text.starts_with("leakfree: 2 tasks leaked from `tokio_test_supervisor_tree_leaks`"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("spawned at {}", site("supervisor"))), "{text}");
+    assert!(text.contains(&format!("spawned at {}", site("worker"))), "{text}");
+}
+
+/// With task dumps the stack says what a hooked task waits on: the pinger's
+/// interval is a timer.
+#[cfg(all(tokio_unstable, feature = "taskdump"))]
+#[test]
+fn with_dumps_a_hooked_task_says_what_it_waits_on() {
+    let text = failure_of(tokio_test_client_pinger_leaks);
+    assert!(text.contains("     waits on a timer: tokio::time::"), "{text}");
+}
+
+/// Without dumps, the report says how to see it.
+#[cfg(all(tokio_unstable, not(feature = "taskdump")))]
+#[test]
+fn without_dumps_a_hooked_task_names_the_step_to_see_it() {
+    let text = failure_of(tokio_test_client_pinger_leaks);
+    assert!(
+        text.contains("hint: to see where it is stuck and what it waits on, run the tests as: RUSTFLAGS="),
+        "{text}"
+    );
+}
+
+#[leak_checked(grace = "20ms", ignore_crate = "leaky-dep")]
+#[tokio::test]
+#[ignore = "fixture: the library's pinger, let out by crate"]
+async fn tokio_test_ignores_the_library_by_crate() {
+    let _client = leaky_dep::Client::connect();
+}
+
+#[leak_checked(grace = "20ms", ignore_crate = "some_other_crate")]
+#[tokio::test]
+#[ignore = "fixture: a crate filter that does not match"]
+async fn tokio_test_ignores_another_crate() {
+    let _client = leaky_dep::Client::connect();
+}
+
+#[cfg(tokio_unstable)]
+#[test]
+fn a_library_is_ignored_by_its_crate_name() {
+    tokio_test_ignores_the_library_by_crate();
+    let text = failure_of(tokio_test_ignores_another_crate);
+    assert!(
+        text.starts_with("leakfree: 1 task leaked from `tokio_test_ignores_another_crate`"),
+        "a filter for another crate lets nothing out: {text}"
+    );
+}

@@ -8,6 +8,7 @@
 //! See [`leakfree_examples::service`] for the routes and what leakfree does
 //! with a leaky connection in a debug and in a release build.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -73,8 +74,10 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Colours only on a terminal: the tests read this output as text.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(true)
         .init();
     match parse_args(std::env::args().skip(1)) {

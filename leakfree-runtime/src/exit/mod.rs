@@ -1,6 +1,7 @@
 //! The exit protocol every scope runs when its body is done (settle, verdict,
 //! cancel, abort, zombies), the count of tasks leakfree did not spawn, where
-//! leaked tasks are stuck, and the process-wide totals of verdicts.
+//! leaked tasks are stuck, the body's timeout, and the process-wide totals of
+//! verdicts.
 //!
 //! This layer reads the registry and the instrument layer and builds the
 //! report; the public handles above call [`run_exit_protocol`].
@@ -9,9 +10,12 @@
 mod frames;
 mod protocol;
 mod stuck_at;
+mod timeout;
 mod totals;
 mod untracked;
 
 pub(crate) use protocol::run_exit_protocol;
+pub(crate) use stuck_at::trace_poll;
+pub(crate) use timeout::{Deadline, snapshot as timeout_snapshot};
 pub(crate) use totals::{Totals, totals};
 pub(crate) use untracked::Baseline;

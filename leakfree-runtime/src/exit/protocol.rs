@@ -22,12 +22,15 @@ use super::totals;
 use super::untracked::Baseline;
 use crate::instrument::{self, PollSample};
 use crate::registry::ScopeShared;
-use crate::report::{LeakReport, TaskInfo, TaskPanic, UntrackedCount};
+use crate::report::{LeakReport, TaskInfo, TaskPanic, Timeout, UntrackedCount};
 use crate::task::Role;
 
+/// Ends the scope and returns its verdict; `timeout` is what the scope
+/// looked like if its body ran out of time (it is part of the verdict).
 pub(crate) async fn run_exit_protocol(
     scope: &Arc<ScopeShared>,
     baseline: Option<&Baseline>,
+    timeout: Option<Timeout>,
 ) -> LeakReport {
     let settings = &scope.settings;
     let polls_at_body_end: Option<PollSample> = settings.stuck_at.then(instrument::sample);
@@ -102,7 +105,8 @@ pub(crate) async fn run_exit_protocol(
     .with_leaked(leaked, unabortable)
     .with_untracked(untracked)
     .with_enforcement(aborted, background_cancelled, zombies)
-    .with_panics(panics);
+    .with_panics(panics)
+    .with_timeout(timeout);
     scope.mark_ended();
     totals::count_verdict(&report);
     report

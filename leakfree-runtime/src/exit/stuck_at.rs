@@ -29,11 +29,15 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 #[cfg(leakfree_taskdump)]
+use tokio::runtime::dump::Trace;
+#[cfg(leakfree_taskdump)]
 use tokio::task::Id;
 
 #[cfg(leakfree_taskdump)]
 use super::frames::{Frame, trim};
 use crate::instrument::PollSample;
+#[cfg(not(leakfree_taskdump))]
+use crate::report::FULL_VIEW_STEP;
 use crate::report::TaskInfo;
 #[cfg(leakfree_taskdump)]
 use crate::report::{TaskKind, TaskState};
@@ -105,37 +109,60 @@ async fn stacks(ids: &[Id]) -> HashMap<Id, Vec<String>> {
     let Ok(dump) = tokio::time::timeout(DUMP_TIMEOUT, handle.dump()).await else {
         return HashMap::new();
     };
-    let root = workspace_root();
     dump.tasks()
         .iter()
         .filter(|task| ids.contains(&task.id()))
-        .map(|task| {
-            let mut lines = Vec::new();
-            for backtrace in task.trace().resolve_backtraces() {
-                let frames: Vec<Frame> = backtrace
-                    .frames()
-                    .flat_map(|frame| frame.symbols())
-                    .map(|symbol| Frame {
-                        name: symbol.name_demangled().unwrap_or("?").to_owned(),
-                        file: symbol
-                            .filename()
-                            .map(|path| path.display().to_string())
-                            .unwrap_or_default(),
-                        line: symbol.lineno(),
-                        column: symbol.colno(),
-                    })
-                    .collect();
-                lines.extend(trim(&frames, root.as_deref()));
-            }
-            if lines.is_empty() {
-                lines.push(
-                    "no tokio await point: it awaits a future outside tokio (or none at all)"
-                        .to_owned(),
-                );
-            }
-            (task.id(), lines)
-        })
+        .map(|task| (task.id(), trace_lines(task.trace())))
         .collect()
+}
+
+/// A trace's stuck-at lines: the user's frames root first and the library
+/// call they wait in, or one line saying there is no tokio await point.
+#[cfg(leakfree_taskdump)]
+fn trace_lines(trace: &Trace) -> Vec<String> {
+    let root = workspace_root();
+    let mut lines = Vec::new();
+    for backtrace in trace.resolve_backtraces() {
+        let frames: Vec<Frame> = backtrace
+            .frames()
+            .flat_map(|frame| frame.symbols())
+            .map(|symbol| Frame {
+                name: symbol.name_demangled().unwrap_or("?").to_owned(),
+                file: symbol
+                    .filename()
+                    .map(|path| path.display().to_string())
+                    .unwrap_or_default(),
+                line: symbol.lineno(),
+                column: symbol.colno(),
+            })
+            .collect();
+        lines.extend(trim(&frames, root.as_deref()));
+    }
+    if lines.is_empty() {
+        lines.push(
+            "no tokio await point: it awaits a future outside tokio (or none at all)".to_owned(),
+        );
+    }
+    lines
+}
+
+/// Runs `poll` (one poll of a future that is not a task, such as a scope's
+/// body) in tokio's tracing mode, and returns its result with the stuck-at
+/// lines of where that future is suspended. A traced poll is a real poll:
+/// tokio's leaf futures record where they are, return `Pending` and wake.
+#[cfg(leakfree_taskdump)]
+pub(crate) fn trace_poll<R>(poll: impl FnOnce() -> R) -> (R, Vec<String>) {
+    let (result, trace) = Trace::capture(poll);
+    (result, trace_lines(&trace))
+}
+
+/// Without task dumps a poll is only a poll, and the line says how to see
+/// where the future waits.
+#[cfg(not(leakfree_taskdump))]
+pub(crate) fn trace_poll<R>(poll: impl FnOnce() -> R) -> (R, Vec<String>) {
+    let line =
+        format!("not known without task dumps; to see it, run the tests as: {FULL_VIEW_STEP}");
+    (poll(), vec![line])
 }
 
 #[cfg(leakfree_taskdump)]

@@ -9,11 +9,15 @@
 use std::borrow::Cow;
 use std::panic::Location;
 
+use crate::report::package_relative;
+
 /// The ignore filters of one scope.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Filters {
     names: Vec<Cow<'static, str>>,
     locations: Vec<Cow<'static, str>>,
+    /// Crate-name globs, with `-` written as `_`.
+    crates: Vec<Cow<'static, str>>,
 }
 
 impl Filters {
@@ -25,8 +29,12 @@ impl Filters {
         self.locations.push(glob);
     }
 
+    pub(crate) fn add_crate(&mut self, glob: Cow<'static, str>) {
+        self.crates.push(Cow::Owned(glob.replace('-', "_")));
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
-        self.names.is_empty() && self.locations.is_empty()
+        self.names.is_empty() && self.locations.is_empty() && self.crates.is_empty()
     }
 
     /// Whether a task spawned at `location` with `name` is ignored.
@@ -37,10 +45,35 @@ impl Filters {
             }
         }
         let file = location.file();
-        self.locations
+        if self
+            .locations
             .iter()
             .any(|glob| path_glob_matches(glob, file))
+        {
+            return true;
+        }
+        match crate_of(file) {
+            Some(name) => self.crates.iter().any(|glob| glob_matches(glob, &name)),
+            None => false,
+        }
     }
+}
+
+/// The crate a source file belongs to, by its package directory, with `-`
+/// written as `_`: `…/registry/src/<index>/hyper-util-0.1.10/src/pool.rs` →
+/// `hyper_util`, a path dependency's `tests/leaky-dep/src/lib.rs` →
+/// `leaky_dep`. `None` for a file whose package directory the path does not
+/// show (the root package's own `src/x.rs`).
+pub(crate) fn crate_of(file: &str) -> Option<String> {
+    let relative = package_relative(file).replace('\\', "/");
+    let package_dir = &relative[..relative.rfind("/src/")?];
+    let dir = package_dir.rsplit('/').next()?;
+    // A registry package's directory ends in `-<version>`.
+    let name = match dir.rfind('-') {
+        Some(dash) if dir[dash + 1..].starts_with(|c: char| c.is_ascii_digit()) => &dir[..dash],
+        _ => dir,
+    };
+    (!name.is_empty()).then(|| name.replace('-', "_"))
 }
 
 /// Matches `glob` against the whole of `path` or against any suffix of it
@@ -105,6 +138,41 @@ mod tests {
         assert!(
             !path_glob_matches("ool.rs", registry),
             "suffixes start after a /"
+        );
+    }
+
+    #[test]
+    fn crates_are_read_from_package_directories() {
+        let registry = "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f";
+        assert_eq!(
+            crate_of(&format!("{registry}/hyper-util-0.1.10/src/client/legacy/pool.rs")).as_deref(),
+            Some("hyper_util")
+        );
+        assert_eq!(
+            crate_of(&format!("{registry}/tokio-1.54.1/src/task/spawn.rs")).as_deref(),
+            Some("tokio")
+        );
+        assert_eq!(
+            crate_of(&format!("{registry}/bb8-0.9.0-rc.1/src/inner.rs")).as_deref(),
+            Some("bb8")
+        );
+        assert_eq!(crate_of("tests/leaky-dep/src/lib.rs").as_deref(), Some("leaky_dep"));
+        assert_eq!(crate_of("src/lib.rs"), None, "the root package's own files");
+        assert_eq!(crate_of("tests/tests/attribute.rs"), None);
+    }
+
+    #[test]
+    fn crate_filters_match_by_name_whatever_the_path_or_version() {
+        let mut filters = Filters::default();
+        filters.add_crate("hyper-util".into());
+        let pool = Location::caller();
+        assert!(!filters.ignores(None, pool), "this file is leakfree_runtime's, not hyper_util's");
+        assert!(!filters.is_empty());
+        let mut by_glob = Filters::default();
+        by_glob.add_crate("leakfree_*".into());
+        assert!(
+            by_glob.ignores(None, Location::caller()),
+            "leakfree-runtime/src/registry/filter.rs is leakfree_runtime's"
         );
     }
 

@@ -91,6 +91,46 @@ impl UntrackedCount {
     }
 }
 
+/// A scope whose body did not finish within its timeout: what it and its
+/// tasks were doing when the time ran out.
+#[derive(Debug, Clone)]
+pub struct Timeout {
+    after: Duration,
+    body_stuck_at: Vec<String>,
+    tasks: Vec<TaskInfo>,
+}
+
+impl Timeout {
+    pub(crate) fn new(
+        after: Duration,
+        body_stuck_at: Vec<String>,
+        tasks: Vec<TaskInfo>,
+    ) -> Timeout {
+        Timeout {
+            after,
+            body_stuck_at,
+            tasks,
+        }
+    }
+
+    /// The timeout that ran out.
+    pub fn after(&self) -> Duration {
+        self.after
+    }
+
+    /// Where the body was suspended, root first, from a traced poll of it
+    /// (builds that take task dumps); otherwise one line saying how to see it.
+    pub fn body_stuck_at(&self) -> &[String] {
+        &self.body_stuck_at
+    }
+
+    /// Every task of the scope alive at the timeout, with its state (and,
+    /// where dumps are taken, where it was stuck).
+    pub fn tasks(&self) -> &[TaskInfo] {
+        &self.tasks
+    }
+}
+
 /// The verdict of one scope: what leaked, what panicked unseen, what was
 /// cancelled, what would not die.
 #[derive(Debug, Clone)]
@@ -107,6 +147,7 @@ pub struct LeakReport {
     unabortable: usize,
     background_cancelled: usize,
     ignored: usize,
+    timeout: Option<Timeout>,
 }
 
 impl LeakReport {
@@ -126,7 +167,14 @@ impl LeakReport {
             unabortable: 0,
             background_cancelled: 0,
             ignored,
+            timeout: None,
         }
+    }
+
+    /// The body ran out of time (see [`Timeout`]).
+    pub(crate) fn with_timeout(mut self, timeout: Option<Timeout>) -> LeakReport {
+        self.timeout = timeout;
+        self
     }
 
     /// The leaked tasks, of which `unabortable` (hooked ones) leakfree holds
@@ -180,13 +228,22 @@ impl LeakReport {
         &self.scope
     }
 
-    /// `true` when nothing leaked, no panic went unseen, no task refused to
-    /// die, and no untracked task counts against the scope.
+    /// `true` when the body finished in time, nothing leaked, no panic went
+    /// unseen, no task refused to die, and no untracked task counts against
+    /// the scope.
     pub fn is_clean(&self) -> bool {
-        self.leaked.is_empty()
+        self.timeout.is_none()
+            && self.leaked.is_empty()
             && self.zombies.is_empty()
             && self.panics.is_empty()
             && self.failing_untracked() == 0
+    }
+
+    /// When the body did not finish within the scope's timeout: what it and
+    /// the scope's tasks were doing then. The scope was then ended as usual,
+    /// so [`LeakReport::leaked`] lists what was still alive after the grace.
+    pub fn timeout(&self) -> Option<&Timeout> {
+        self.timeout.as_ref()
     }
 
     /// Every leaked tracked task.

@@ -17,6 +17,8 @@ mod text;
 pub use group::LeakGroup;
 pub(crate) use group::group_tasks;
 pub(crate) use leak_report::UntrackedCount;
-pub use leak_report::{LeakReport, TaskPanic};
+pub use leak_report::{LeakReport, TaskPanic, Timeout};
 pub use task_info::{TaskInfo, TaskKind, TaskState};
-pub(crate) use text::{human_duration, panic_message, panic_text, plural};
+pub(crate) use text::{
+    FULL_VIEW_STEP, human_duration, package_relative, panic_message, panic_text, plural, site,
+};

@@ -4,12 +4,13 @@
 
 use std::any::Any;
 use std::fmt;
+use std::panic::Location;
 use std::time::Duration;
 
 use tokio::task::Id;
 
 use super::group::LeakGroup;
-use super::leak_report::LeakReport;
+use super::leak_report::{LeakReport, Timeout};
 use super::task_info::{TaskInfo, TaskKind, TaskState};
 
 impl fmt::Display for TaskState {
@@ -59,15 +60,36 @@ pub(crate) fn panic_text(payload: &(dyn Any + Send)) -> Option<&str> {
     }
 }
 
+/// The one step that turns on the full view (spawn sites of plain
+/// `tokio::spawn`, task states, stuck-at stacks) for tests only: every hint
+/// of a report names it.
+pub(crate) const FULL_VIEW_STEP: &str = full_view_step!();
+
+macro_rules! full_view_step {
+    () => {
+        "RUSTFLAGS=\"--cfg tokio_unstable\" cargo test --features leakfree-runtime/taskdump"
+    };
+}
+use full_view_step;
+
 /// What a report suggests about tasks it could only count.
 #[cfg(not(tokio_unstable))]
-const UNTRACKED_HINT: &str = "they were started with plain tokio::spawn (here or in a library); \
-     spawn them with leakfree_runtime::spawn, or build with RUSTFLAGS=\"--cfg tokio_unstable\" \
-     and use the self-contained form (#[leak_checked] #[test] async fn), to see where they were spawned";
+const UNTRACKED_HINT: &str = concat!(
+    "they were started with plain tokio::spawn (here or in a library); ",
+    "to see where each was spawned and what it waits on, run the tests as: ",
+    full_view_step!()
+);
 #[cfg(tokio_unstable)]
-const UNTRACKED_HINT: &str = "they were started with plain tokio::spawn on a runtime without leakfree's hooks; \
-     use the self-contained form (#[leak_checked] #[test] async fn) or install \
-     leakfree_runtime::hooks on your runtime builder to see where they were spawned";
+const UNTRACKED_HINT: &str = "they were started with plain tokio::spawn on a runtime without \
+     leakfree's hooks (built by hand, or by another macro such as #[sqlx::test]); call \
+     leakfree_runtime::hooks::install(&mut builder) on that runtime's builder to see where \
+     they were spawned";
+
+/// How to see what a hooked task waits on, in builds that cannot.
+const UNKNOWN_STATE_HINT: &str = concat!(
+    "hint: to see where it is stuck and what it waits on, run the tests as: ",
+    full_view_step!()
+);
 
 /// What a scope that counts untracked tasks still cannot see, by build.
 #[cfg(not(tokio_unstable))]
@@ -76,6 +98,61 @@ const BLIND_SPOTS: &str = "plain spawn_blocking work (build with --cfg tokio_uns
 #[cfg(tokio_unstable)]
 const BLIND_SPOTS: &str =
     "plain spawn_local tasks on a LocalSet (use leakfree_runtime::spawn_local)";
+
+/// A spawn site as reports print it: `file:line:column`, with a dependency's
+/// file shown from its package directory (`hyper-util-0.1.10/src/pool.rs`)
+/// instead of the machine's path to cargo's registry or git checkouts.
+pub(crate) fn site(location: &Location<'_>) -> String {
+    format!(
+        "{}:{}:{}",
+        package_relative(location.file()),
+        location.line(),
+        location.column()
+    )
+}
+
+/// `/home/me/.cargo/registry/src/index.crates.io-6f17d22bba15001f/hyper-util-0.1.10/src/pool.rs`
+/// → `hyper-util-0.1.10/src/pool.rs`; a git checkout's
+/// `…/.cargo/git/checkouts/<repo>-<hash>/<rev>/src/x.rs` → `<repo>-<hash>/<rev>/src/x.rs`;
+/// any other path as it is.
+pub(crate) fn package_relative(file: &str) -> &str {
+    for marker in ["/registry/src/", "\\registry\\src\\"] {
+        if let Some(at) = file.rfind(marker) {
+            let rest = &file[at + marker.len()..];
+            // Past the index directory.
+            if let Some(slash) = rest.find(['/', '\\']) {
+                return &rest[slash + 1..];
+            }
+        }
+    }
+    for marker in ["/git/checkouts/", "\\git\\checkouts\\"] {
+        if let Some(at) = file.rfind(marker) {
+            return &file[at + marker.len()..];
+        }
+    }
+    file
+}
+
+/// What a task's stack says it waits on, from the library call its
+/// innermost user frame is suspended in (the last stuck-at line): for tasks
+/// whose state leakfree's own probe cannot read (plain `tokio::spawn`).
+pub(crate) fn waits_on(stuck_at: &[String]) -> Option<String> {
+    let call = stuck_at.last()?;
+    let what = if call.starts_with("tokio::time") {
+        "a timer"
+    } else if call.starts_with("tokio::sync") {
+        "a channel or lock (tokio::sync)"
+    } else if call.starts_with("tokio::net") || call.starts_with("tokio::io") || call.starts_with("tokio::fs") {
+        "I/O"
+    } else if call.starts_with("tokio::task") || call.starts_with("tokio::runtime") {
+        "another task"
+    } else if call.starts_with("not known") || call.starts_with("no tokio await point") {
+        return None;
+    } else {
+        "a future outside tokio"
+    };
+    Some(format!("{what}: {call}"))
+}
 
 /// Formats a duration the way reports print it: `850us`, `103ms`, `12.5s`.
 pub(crate) fn human_duration(duration: Duration) -> String {
@@ -115,7 +192,7 @@ fn write_group(f: &mut fmt::Formatter<'_>, index: usize, group: &LeakGroup<'_>) 
             f,
             "  {index}) {} spawned at {}, alive {}",
             task_label(first),
-            first.location(),
+            site(first.location()),
             human_duration(first.age())
         )?;
     } else {
@@ -143,7 +220,7 @@ fn write_group(f: &mut fmt::Formatter<'_>, index: usize, group: &LeakGroup<'_>) 
             f,
             "  {index}) {} {kind}{names} spawned at {}, alive {}",
             group.count(),
-            first.location(),
+            site(first.location()),
             {
                 let (youngest, oldest) = (human_duration(youngest), human_duration(oldest));
                 if youngest == oldest {
@@ -168,6 +245,15 @@ fn write_group(f: &mut fmt::Formatter<'_>, index: usize, group: &LeakGroup<'_>) 
         }
     }
     writeln!(f, "     {}", first.state())?;
+    if first.state() == TaskState::Unknown {
+        match waits_on(first.stuck_at()) {
+            Some(waits) => writeln!(f, "     waits on {waits}")?,
+            None if first.stuck_at().is_empty() => {
+                writeln!(f, "     {UNKNOWN_STATE_HINT}")?;
+            }
+            None => {}
+        }
+    }
     for (i, frame) in first.stuck_at().iter().enumerate() {
         let label = if i == 0 { "stuck at: " } else { "          " };
         writeln!(f, "     {label}{frame}")?;
@@ -193,6 +279,9 @@ impl fmt::Display for LeakReport {
             self.scope_name(),
             human_duration(self.grace())
         )?;
+        if let Some(timeout) = self.timeout() {
+            write_timeout(f, timeout)?;
+        }
         for (i, group) in self.groups().iter().enumerate() {
             write_group(f, i + 1, group)?;
         }
@@ -223,7 +312,7 @@ impl fmt::Display for LeakReport {
                 f,
                 "  panicked: {} spawned at {} panicked and no JoinHandle observed it: {}",
                 label(TaskKind::Async, panic.id(), panic.name()),
-                panic.location(),
+                site(panic.location()),
                 panic.message()
             )?;
         }
@@ -232,7 +321,7 @@ impl fmt::Display for LeakReport {
                 f,
                 "  zombie: {} spawned at {} still alive after abort ({})",
                 task_label(zombie),
-                zombie.location(),
+                site(zombie.location()),
                 match zombie.kind() {
                     TaskKind::Blocking => "blocking code cannot be aborted",
                     TaskKind::Async => "a poll that does not return",
@@ -265,6 +354,12 @@ impl fmt::Display for LeakReport {
 
 fn headline(report: &LeakReport) -> String {
     let mut parts = Vec::new();
+    if let Some(timeout) = report.timeout() {
+        parts.push(format!(
+            "timed out after {}",
+            human_duration(timeout.after())
+        ));
+    }
     if !report.leaked().is_empty() {
         parts.push(plural(report.leaked().len(), "task", "tasks") + " leaked");
     }
@@ -288,4 +383,36 @@ fn headline(report: &LeakReport) -> String {
         ));
     }
     parts.join(" and ")
+}
+
+fn write_timeout(f: &mut fmt::Formatter<'_>, timeout: &Timeout) -> fmt::Result {
+    writeln!(
+        f,
+        "  timed out: the body was still running after {}, with {} in the scope",
+        human_duration(timeout.after()),
+        plural(timeout.tasks().len(), "task", "tasks")
+    )?;
+    for (i, frame) in timeout.body_stuck_at().iter().enumerate() {
+        let label = if i == 0 {
+            "body stuck at: "
+        } else {
+            "               "
+        };
+        writeln!(f, "     {label}{frame}")?;
+    }
+    for task in timeout.tasks() {
+        writeln!(
+            f,
+            "     {} spawned at {}, alive {}: {}",
+            task_label(task),
+            site(task.location()),
+            human_duration(task.age()),
+            task.state()
+        )?;
+        for (i, frame) in task.stuck_at().iter().enumerate() {
+            let label = if i == 0 { "stuck at: " } else { "          " };
+            writeln!(f, "       {label}{frame}")?;
+        }
+    }
+    Ok(())
 }
