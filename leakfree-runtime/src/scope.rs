@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::artifacts;
 use crate::exit::{Baseline, run_exit_protocol};
 use crate::instrument::OwnSpawn;
 use crate::policy::{self, Policy};
@@ -280,6 +281,7 @@ impl Scope {
         }
         let policy = self.policy.clone();
         let (value, report) = self.run_and_report(body).await;
+        artifacts::keep(&report);
         policy.act(&report);
         value
     }
@@ -307,6 +309,7 @@ impl Scope {
                 let _own = OwnSpawn::enter();
                 drop(handle.spawn(async move {
                     let report = run_exit_protocol(&shared, baseline.as_ref()).await;
+                    artifacts::keep(&report);
                     policy.act_off_path(&report);
                 }));
             }

@@ -13,5 +13,7 @@ mod totals;
 mod untracked;
 
 pub(crate) use protocol::run_exit_protocol;
+#[cfg(feature = "metrics")]
+pub(crate) use totals::facade;
 pub(crate) use totals::{Totals, totals};
 pub(crate) use untracked::Baseline;
