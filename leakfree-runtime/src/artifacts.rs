@@ -256,9 +256,6 @@ mod tests {
         );
         let under_file = file.join("sub");
         let why = write_report(&report, &under_file, at(0, 0)).unwrap_err();
-        assert!(
-            why.starts_with("cannot create the directory: "),
-            "{why}"
-        );
+        assert!(why.starts_with("cannot create the directory: "), "{why}");
     }
 }

@@ -74,10 +74,32 @@ fn metric_names(expr: &str) -> Vec<String> {
     // Binary operators and modifiers, and the aggregation operators (which
     // may stand before a `by (...)` instead of their parenthesis).
     const KEYWORDS: [&str; 17] = [
-        "and", "or", "unless", "bool", "offset", "sum", "min", "max", "avg", "group", "stddev",
-        "stdvar", "count", "count_values", "bottomk", "topk", "quantile",
+        "and",
+        "or",
+        "unless",
+        "bool",
+        "offset",
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "group",
+        "stddev",
+        "stdvar",
+        "count",
+        "count_values",
+        "bottomk",
+        "topk",
+        "quantile",
     ];
-    const GROUPINGS: [&str; 6] = ["by", "without", "on", "ignoring", "group_left", "group_right"];
+    const GROUPINGS: [&str; 6] = [
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+    ];
     let chars: Vec<char> = expr.chars().collect();
     let mut names = Vec::new();
     let mut i = 0;
@@ -119,7 +141,9 @@ fn metric_names(expr: &str) -> Vec<String> {
             }
         } else if c.is_ascii_alphabetic() || c == '_' || c == ':' {
             let start = i;
-            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || matches!(chars[i], '_' | ':')) {
+            while i < chars.len()
+                && (chars[i].is_ascii_alphanumeric() || matches!(chars[i], '_' | ':'))
+            {
                 i += 1;
             }
             let word: String = chars[start..i].iter().collect();
@@ -186,8 +210,14 @@ fn the_scan_finds_metrics_and_skips_the_rest() {
          expr: 'y'\n",
     );
     assert_eq!(parsed.len(), 2);
-    assert_eq!((parsed[0].alert.as_str(), parsed[0].expr.trim()), ("A", "rate(x_total[5m]) > 0"));
-    assert_eq!((parsed[1].alert.as_str(), parsed[1].expr.as_str()), ("B", "y"));
+    assert_eq!(
+        (parsed[0].alert.as_str(), parsed[0].expr.trim()),
+        ("A", "rate(x_total[5m]) > 0")
+    );
+    assert_eq!(
+        (parsed[1].alert.as_str(), parsed[1].expr.as_str()),
+        ("B", "y")
+    );
 }
 
 #[tokio::test]
@@ -197,7 +227,11 @@ async fn every_metric_in_the_rule_file_is_in_a_real_scrape() {
     let alerts: Vec<&str> = rules.iter().map(|r| r.alert.as_str()).collect();
     assert_eq!(
         alerts,
-        ["LeakfreeTasksLeaking", "LeakfreeZombieTasks", "LeakfreeLiveTasksGrowing"]
+        [
+            "LeakfreeTasksLeaking",
+            "LeakfreeZombieTasks",
+            "LeakfreeLiveTasksGrowing"
+        ]
     );
     let mut checked = Vec::new();
     for rule in &rules {

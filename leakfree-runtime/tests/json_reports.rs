@@ -156,7 +156,10 @@ async fn a_leak_and_an_unobserved_panic_have_the_documented_shape() {
     ];
     let at: Vec<usize> = keys
         .iter()
-        .map(|k| text.find(&format!("\n  \"{k}\": ")).unwrap_or_else(|| panic!("{k}")))
+        .map(|k| {
+            text.find(&format!("\n  \"{k}\": "))
+                .unwrap_or_else(|| panic!("{k}"))
+        })
         .collect();
     assert!(at.windows(2).all(|w| w[0] < w[1]), "{text}");
 }

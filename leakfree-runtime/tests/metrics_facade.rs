@@ -40,7 +40,10 @@ fn sample(scrape: &str, series: &str) -> Option<f64> {
 fn line<'a>(scrape: &'a str, series: &str) -> &'a str {
     scrape
         .lines()
-        .find(|line| line.rsplit_once(' ').is_some_and(|(name, _)| name == series))
+        .find(|line| {
+            line.rsplit_once(' ')
+                .is_some_and(|(name, _)| name == series)
+        })
         .unwrap_or_else(|| panic!("no `{series}` in the scrape:\n{scrape}"))
 }
 
@@ -64,7 +67,10 @@ async fn clean_scope() {
 }
 
 async fn leaky_scope() -> u32 {
-    let (site, report) = builder("leaky").build().run_and_report(async { leak_one() }).await;
+    let (site, report) = builder("leaky")
+        .build()
+        .run_and_report(async { leak_one() })
+        .await;
     assert_eq!(report.leaked().len(), 1, "{report}");
     site
 }
@@ -91,21 +97,33 @@ async fn a_scrape_counts_verdicts_and_labels_leaks_by_site() {
     assert!(sites.iter().all(|s| *s == site));
 
     let text = scrape.render();
-    assert_eq!(line(&text, "leakfree_scopes_ended_total"), "leakfree_scopes_ended_total 5");
+    assert_eq!(
+        line(&text, "leakfree_scopes_ended_total"),
+        "leakfree_scopes_ended_total 5"
+    );
     assert_eq!(
         line(&text, "leakfree_scopes_with_leaks_total"),
         "leakfree_scopes_with_leaks_total 3"
     );
-    assert_eq!(line(&text, "leakfree_leaked_tasks_total"), "leakfree_leaked_tasks_total 3");
+    assert_eq!(
+        line(&text, "leakfree_leaked_tasks_total"),
+        "leakfree_leaked_tasks_total 3"
+    );
     let by_site = format!("leakfree_leaked_tasks_by_site_total{{site=\"{FILE}:{site}\"}}");
     assert_eq!(line(&text, &by_site), format!("{by_site} 3"));
     // Registered at zero with the first verdict: a rate sees the first one.
-    assert_eq!(line(&text, "leakfree_zombie_tasks_total"), "leakfree_zombie_tasks_total 0");
+    assert_eq!(
+        line(&text, "leakfree_zombie_tasks_total"),
+        "leakfree_zombie_tasks_total 0"
+    );
     assert_eq!(
         line(&text, "leakfree_unobserved_panics_total"),
         "leakfree_unobserved_panics_total 0"
     );
-    assert_eq!(sample(&text, "leakfree_leaked_tasks_by_site_total{site=\"other\"}"), None);
+    assert_eq!(
+        sample(&text, "leakfree_leaked_tasks_by_site_total{site=\"other\"}"),
+        None
+    );
     for name in [
         "leakfree_scopes_ended_total",
         "leakfree_scopes_with_leaks_total",
@@ -114,7 +132,10 @@ async fn a_scrape_counts_verdicts_and_labels_leaks_by_site() {
         "leakfree_zombie_tasks_total",
         "leakfree_unobserved_panics_total",
     ] {
-        assert!(text.contains(&format!("# HELP {name} ")), "{name} is described:\n{text}");
+        assert!(
+            text.contains(&format!("# HELP {name} ")),
+            "{name} is described:\n{text}"
+        );
         assert!(text.contains(&format!("# TYPE {name} counter")), "{text}");
     }
     // Gauges move only when published.
@@ -151,7 +172,11 @@ async fn a_scrape_counts_verdicts_and_labels_leaks_by_site() {
     assert_eq!(sample(&text, "leakfree_leaked_tasks_total"), Some(4.0));
     assert_eq!(sample(&text, "leakfree_zombie_tasks_total"), Some(1.0));
     assert_eq!(sample(&text, "leakfree_unobserved_panics_total"), Some(1.0));
-    assert_eq!(sample(&text, &by_site), Some(3.0), "other sites have their own series");
+    assert_eq!(
+        sample(&text, &by_site),
+        Some(3.0),
+        "other sites have their own series"
+    );
     let site_total: f64 = text
         .lines()
         .filter(|l| l.starts_with("leakfree_leaked_tasks_by_site_total{"))
@@ -171,9 +196,18 @@ async fn a_scrape_counts_verdicts_and_labels_leaks_by_site() {
         .await;
     metrics::publish_gauges();
     let text = scrape.render();
-    assert_eq!(line(&text, "leakfree_live_scopes"), "leakfree_live_scopes 1");
-    assert_eq!(line(&text, "leakfree_live_tracked_tasks"), "leakfree_live_tracked_tasks 4");
-    assert!(text.contains("# TYPE leakfree_live_tracked_tasks gauge"), "{text}");
+    assert_eq!(
+        line(&text, "leakfree_live_scopes"),
+        "leakfree_live_scopes 1"
+    );
+    assert_eq!(
+        line(&text, "leakfree_live_tracked_tasks"),
+        "leakfree_live_tracked_tasks 4"
+    );
+    assert!(
+        text.contains("# TYPE leakfree_live_tracked_tasks gauge"),
+        "{text}"
+    );
     assert!(text.contains("# HELP leakfree_live_scopes "), "{text}");
     for worker in &workers {
         worker.abort();
@@ -185,7 +219,13 @@ async fn a_scrape_counts_verdicts_and_labels_leaks_by_site() {
     assert!(report.is_clean(), "{report}");
     metrics::publish_gauges();
     let text = scrape.render();
-    assert_eq!(line(&text, "leakfree_live_scopes"), "leakfree_live_scopes 0");
-    assert_eq!(line(&text, "leakfree_live_tracked_tasks"), "leakfree_live_tracked_tasks 0");
+    assert_eq!(
+        line(&text, "leakfree_live_scopes"),
+        "leakfree_live_scopes 0"
+    );
+    assert_eq!(
+        line(&text, "leakfree_live_tracked_tasks"),
+        "leakfree_live_tracked_tasks 0"
+    );
     assert_eq!(sample(&text, "leakfree_scopes_ended_total"), Some(8.0));
 }
