@@ -1,7 +1,7 @@
 //! leakfree's counters and gauges in the [`metrics`](https://docs.rs/metrics)
 //! facade (feature `metrics`), for whichever recorder the service installs
 //! (Prometheus, StatsD, OpenTelemetry…). Without the feature leakfree
-//! depends on no metrics crate, and [`live::metrics`](crate::live::metrics)
+//! depends on no metrics crate, and [`live::metrics`](crate::live::metrics())
 //! gives the same numbers as plain values.
 //!
 //! | name | kind | what |
@@ -17,7 +17,7 @@
 //!
 //! # When they move
 //! - **Counters** are incremented when a scope's verdict is reached, by the
-//!   same call that counts it for [`live::metrics`](crate::live::metrics),
+//!   same call that counts it for [`live::metrics`](crate::live::metrics()),
 //!   whatever ends the scope (the attribute, [`Scope::run`](crate::Scope::run),
 //!   [`Scope::finish`](crate::Scope::finish), the tower layer, a dropped
 //!   scope's reaper). They count verdicts reached while a recorder is
@@ -64,14 +64,18 @@
 //! the descriptions; call [`describe`] after installing it.
 //!
 //! # Invariants
-//! Nothing here is called by the layers below: the verdict counters are
-//! published by the exit layer's totals (which also own the names), and this
-//! module reads the live view for the gauges.
+//! - Nothing here is called by the layers below: the verdict counters are
+//!   published by the exit layer's totals (which also own the names).
+//! - The gauges are what [`live::metrics`](crate::live::metrics()) reports,
+//!   computed the same way from the registry's list of live scopes (a scope
+//!   counts until its exit protocol has ended it). This module reads the
+//!   registry rather than the live view so that no two public handles import
+//!   each other; `tests/metrics_facade.rs` checks that the two agree.
 
 use ::metrics::gauge;
 
 use crate::exit::facade::{self, LIVE_SCOPES, LIVE_TRACKED_TASKS};
-use crate::live;
+use crate::registry::live_scopes;
 
 /// How many distinct spawn sites get a `site` label value of their own in
 /// `leakfree_leaked_tasks_by_site_total`; leaks from later sites count under
@@ -79,13 +83,20 @@ use crate::live;
 pub const SITE_LABEL_LIMIT: usize = facade::SITE_LABEL_LIMIT;
 
 /// Sets the gauges `leakfree_live_scopes` and `leakfree_live_tracked_tasks`
-/// from the live scopes now (what [`live::metrics`] computes). Call it on
-/// each scrape, or every few seconds from a task of its own.
+/// from the live scopes now (the gauges of
+/// [`live::metrics`](crate::live::metrics())). Call it on each scrape, or
+/// every few seconds from a task of its own.
 pub fn publish_gauges() {
     facade::announce();
-    let now = live::metrics();
-    gauge!(LIVE_SCOPES).set(now.live_scopes as f64);
-    gauge!(LIVE_TRACKED_TASKS).set(now.live_tracked_tasks as f64);
+    let scopes = live_scopes();
+    let (mut live, mut tasks) = (0_u64, 0_u64);
+    for scope in scopes.iter().filter(|scope| !scope.is_ended()) {
+        live += 1;
+        tasks += scope.all_live() as u64;
+    }
+    drop(scopes);
+    gauge!(LIVE_SCOPES).set(live as f64);
+    gauge!(LIVE_TRACKED_TASKS).set(tasks as f64);
 }
 
 /// Describes every leakfree metric to the installed recorder and registers

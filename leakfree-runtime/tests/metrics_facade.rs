@@ -196,6 +196,12 @@ async fn a_scrape_counts_verdicts_and_labels_leaks_by_site() {
         .await;
     metrics::publish_gauges();
     let text = scrape.render();
+    let live = live::metrics();
+    assert_eq!(
+        (live.live_scopes, live.live_tracked_tasks),
+        (1, 4),
+        "the live view agrees"
+    );
     assert_eq!(
         line(&text, "leakfree_live_scopes"),
         "leakfree_live_scopes 1"

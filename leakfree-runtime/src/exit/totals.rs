@@ -6,7 +6,7 @@
 //! - The totals only ever grow, and each verdict is counted exactly once, by
 //!   [`count_verdict`], which the exit protocol calls once per scope.
 //! - With the `metrics` feature, the same call adds the same amounts to the
-//!   facade's counters, so a scrape and [`live::metrics`](crate::live::metrics)
+//!   facade's counters, so a scrape and [`live::metrics`](crate::live::metrics())
 //!   agree on everything counted since the recorder was installed. Nothing
 //!   is published per spawn or per poll: only here, and in the gauges that
 //!   `leakfree_runtime::metrics::publish_gauges` sets when it is called.
