@@ -225,9 +225,7 @@ impl Args {
                 "ignore_location",
                 parse_globs,
             ),
-            Some("ignore_crate") => {
-                set(&mut self.ignore_crate, &meta, "ignore_crate", parse_globs)
-            }
+            Some("ignore_crate") => set(&mut self.ignore_crate, &meta, "ignore_crate", parse_globs),
             Some("allow_untracked") => {
                 set(&mut self.allow_untracked, &meta, "allow_untracked", |m| {
                     parse_flag(m, "allow_untracked")

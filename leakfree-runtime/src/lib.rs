@@ -58,11 +58,14 @@
 //! (spawn hooks); `leakfree_taskdump` (set by the build script where tokio
 //! can take task dumps: `tokio_unstable`, the `taskdump` feature, Linux).
 
+mod artifacts;
 mod duration;
 mod exit;
 pub mod hooks;
 mod instrument;
 pub mod live;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod policy;
 mod registry;
 pub mod report;

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::artifacts;
 use crate::exit::{Baseline, Deadline, run_exit_protocol, timeout_snapshot, trace_poll};
 use crate::instrument::OwnSpawn;
 use crate::policy::{self, Policy};
@@ -334,6 +335,7 @@ impl Scope {
                 BodyOutcome::TimedOut(timeout) => {
                     let policy = self.policy.clone();
                     let report = self.finish_with(Some(timeout)).await;
+                    artifacts::keep(&report);
                     policy.act_off_path(&report);
                     Checked::timed_out(report)
                 }
@@ -343,6 +345,7 @@ impl Scope {
         match self.run_body(body).await {
             BodyOutcome::Finished(Ok(value)) => {
                 let report = self.finish().await;
+                artifacts::keep(&report);
                 match policy {
                     Policy::Panic if !report.is_clean() => Checked::failed(value, report),
                     policy => {
@@ -353,10 +356,12 @@ impl Scope {
             }
             BodyOutcome::Finished(Err(payload)) => {
                 let report = self.finish().await;
+                artifacts::keep(&report);
                 resume_unwind(append_report(payload, &report))
             }
             BodyOutcome::TimedOut(timeout) => {
                 let report = self.finish_with(Some(timeout)).await;
+                artifacts::keep(&report);
                 if !matches!(policy, Policy::Panic) {
                     policy.act(&report);
                 }
@@ -431,6 +436,7 @@ impl Scope {
                     baseline.is_none() && shared.all_live() == 0 && shared.hooked_live() == 0;
                 let mut verdict = Box::pin(async move {
                     let report = run_exit_protocol(&shared, baseline.as_ref(), timeout).await;
+                    artifacts::keep(&report);
                     policy.act_off_path(&report);
                 });
                 // Nothing else wakes this first poll: a pending protocol is

@@ -141,7 +141,7 @@ fn a_hung_test_fails_at_its_timeout_with_the_tasks() {
     assert!(text.contains("body stuck at: "), "{text}");
 }
 
-#[leak_checked(timeout = "1h")]
+#[leak_checked(timeout = "3600s")]
 #[tokio::test]
 #[ignore = "fixture: hangs on purpose; run by the_timeout_variable_overrides_the_option"]
 async fn fixture_hangs_for_an_hour() {
@@ -188,8 +188,8 @@ fn the_timeout_variable_can_lift_the_timeout() {
 
 /// A paused clock runs virtual time far past the timeout: the timeout is
 /// on the wall clock, so the test passes.
-#[leak_checked(timeout = "2s", start_paused = true)]
-#[tokio::test]
+#[leak_checked(timeout = "2s")]
+#[tokio::test(start_paused = true)]
 async fn a_paused_clock_does_not_run_out_the_timeout() {
     tokio::time::sleep(Duration::from_secs(3600)).await;
 }

@@ -180,7 +180,7 @@ async fn tokio_test_client_pinger_leaks() {
     let _client = leaky_dep::Client::connect();
 }
 
-#[leak_checked(grace = "20ms", flavor = "multi_thread")]
+#[leak_checked(grace = "20ms")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "fixture: the library leaks a supervisor and its worker, multi-thread"]
 async fn tokio_test_supervisor_tree_leaks() {
@@ -195,7 +195,9 @@ async fn tokio_test_supervisor_tree_leaks() {
 fn on_stable_the_tokio_test_form_counts_and_names_the_one_step() {
     let text = failure_of(tokio_test_client_pinger_leaks);
     assert!(
-        text.starts_with("leakfree: 1 untracked task left running from `tokio_test_client_pinger_leaks`"),
+        text.starts_with(
+            "leakfree: 1 untracked task left running from `tokio_test_client_pinger_leaks`"
+        ),
         "{text}"
     );
     assert!(
@@ -211,17 +213,28 @@ fn on_stable_the_tokio_test_form_counts_and_names_the_one_step() {
 fn under_tokio_test_the_report_names_the_library_spawn_line() {
     let text = failure_of(tokio_test_client_pinger_leaks);
     assert!(
-        text.starts_with("leakfree: 1 task leaked from `tokio_test_client_pinger_leaks` (grace 20ms)"),
+        text.starts_with(
+            "leakfree: 1 task leaked from `tokio_test_client_pinger_leaks` (grace 20ms)"
+        ),
         "{text}"
     );
-    assert!(text.contains(&format!("spawned at {}", site("pinger"))), "{text}");
+    assert!(
+        text.contains(&format!("spawned at {}", site("pinger"))),
+        "{text}"
+    );
     let text = failure_of(tokio_test_supervisor_tree_leaks);
     assert!(
         text.starts_with("leakfree: 2 tasks leaked from `tokio_test_supervisor_tree_leaks`"),
         "{text}"
     );
-    assert!(text.contains(&format!("spawned at {}", site("supervisor"))), "{text}");
-    assert!(text.contains(&format!("spawned at {}", site("worker"))), "{text}");
+    assert!(
+        text.contains(&format!("spawned at {}", site("supervisor"))),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("spawned at {}", site("worker"))),
+        "{text}"
+    );
 }
 
 /// With task dumps the stack says what a hooked task waits on: the pinger's
@@ -230,7 +243,10 @@ fn under_tokio_test_the_report_names_the_library_spawn_line() {
 #[test]
 fn with_dumps_a_hooked_task_says_what_it_waits_on() {
     let text = failure_of(tokio_test_client_pinger_leaks);
-    assert!(text.contains("     waits on a timer: tokio::time::"), "{text}");
+    assert!(
+        text.contains("     waits on a timer: tokio::time::"),
+        "{text}"
+    );
 }
 
 /// Without dumps, the report says how to see it.
@@ -239,7 +255,9 @@ fn with_dumps_a_hooked_task_says_what_it_waits_on() {
 fn without_dumps_a_hooked_task_names_the_step_to_see_it() {
     let text = failure_of(tokio_test_client_pinger_leaks);
     assert!(
-        text.contains("hint: to see where it is stuck and what it waits on, run the tests as: RUSTFLAGS="),
+        text.contains(
+            "hint: to see where it is stuck and what it waits on, run the tests as: RUSTFLAGS="
+        ),
         "{text}"
     );
 }

@@ -17,5 +17,7 @@ mod untracked;
 pub(crate) use protocol::run_exit_protocol;
 pub(crate) use stuck_at::trace_poll;
 pub(crate) use timeout::{Deadline, snapshot as timeout_snapshot};
+#[cfg(feature = "metrics")]
+pub(crate) use totals::facade;
 pub(crate) use totals::{Totals, totals};
 pub(crate) use untracked::Baseline;

@@ -145,7 +145,10 @@ mod tests {
     fn crates_are_read_from_package_directories() {
         let registry = "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f";
         assert_eq!(
-            crate_of(&format!("{registry}/hyper-util-0.1.10/src/client/legacy/pool.rs")).as_deref(),
+            crate_of(&format!(
+                "{registry}/hyper-util-0.1.10/src/client/legacy/pool.rs"
+            ))
+            .as_deref(),
             Some("hyper_util")
         );
         assert_eq!(
@@ -156,7 +159,10 @@ mod tests {
             crate_of(&format!("{registry}/bb8-0.9.0-rc.1/src/inner.rs")).as_deref(),
             Some("bb8")
         );
-        assert_eq!(crate_of("tests/leaky-dep/src/lib.rs").as_deref(), Some("leaky_dep"));
+        assert_eq!(
+            crate_of("tests/leaky-dep/src/lib.rs").as_deref(),
+            Some("leaky_dep")
+        );
         assert_eq!(crate_of("src/lib.rs"), None, "the root package's own files");
         assert_eq!(crate_of("tests/tests/attribute.rs"), None);
     }
@@ -166,7 +172,10 @@ mod tests {
         let mut filters = Filters::default();
         filters.add_crate("hyper-util".into());
         let pool = Location::caller();
-        assert!(!filters.ignores(None, pool), "this file is leakfree_runtime's, not hyper_util's");
+        assert!(
+            !filters.ignores(None, pool),
+            "this file is leakfree_runtime's, not hyper_util's"
+        );
         assert!(!filters.is_empty());
         let mut by_glob = Filters::default();
         by_glob.add_crate("leakfree_*".into());

@@ -10,6 +10,8 @@
 //!   one file, with the helpers every other text of the crate uses.
 
 mod group;
+#[cfg(feature = "serde")]
+pub mod json;
 mod leak_report;
 mod task_info;
 mod text;

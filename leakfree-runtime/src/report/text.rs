@@ -142,7 +142,10 @@ pub(crate) fn waits_on(stuck_at: &[String]) -> Option<String> {
         "a timer"
     } else if call.starts_with("tokio::sync") {
         "a channel or lock (tokio::sync)"
-    } else if call.starts_with("tokio::net") || call.starts_with("tokio::io") || call.starts_with("tokio::fs") {
+    } else if call.starts_with("tokio::net")
+        || call.starts_with("tokio::io")
+        || call.starts_with("tokio::fs")
+    {
         "I/O"
     } else if call.starts_with("tokio::task") || call.starts_with("tokio::runtime") {
         "another task"
