@@ -47,12 +47,17 @@
 //!    stand-ins of the same names in builds without them.
 //! 5. `spawn`: the spawn functions, the wrapper futures, [`JoinHandle`].
 //! 6. `exit`: the exit protocol (settle, verdict, cancel, abort, zombies),
-//!    the untracked count, stuck-at stacks, verdict totals.
-//! 7. The public handles, each one file: `scope` ([`Scope`]), `policy`
+//!    the untracked count, stuck-at stacks, the body's timeout, verdict
+//!    totals (which also feed the `metrics` facade).
+//! 7. Observers, each one file, reading the layers above and called by none
+//!    of them: [`live`] (the live view), `metrics` (feature `metrics`: the
+//!    gauges a scrape publishes), `artifacts` (`LEAKFREE_REPORT_DIR`).
+//! 8. The public handles, each one file: `scope` ([`Scope`]), `policy`
 //!    ([`Policy`] and the environment overrides), `duration` (the one
 //!    duration grammar, below `policy`), `runtime` (the runtime the test
-//!    forms build), [`live`] (the live view), `hooks` (the public face of
-//!    `instrument`), and `__private` (what generated code calls) on top.
+//!    forms build), `hooks` (the public face of `instrument`), `tower`
+//!    (feature `tower`: a scope per request), and `__private` (what
+//!    generated code calls) on top.
 //!
 //! Three build tiers, each named by one `cfg`: plain stable; `tokio_unstable`
 //! (spawn hooks); `leakfree_taskdump` (set by the build script where tokio
