@@ -412,3 +412,48 @@ async fn a_leaky_detached_scope_judges_off_the_call_path() {
         "{report}"
     );
 }
+
+/// A tracked blocking closure still running does not hide an untracked task:
+/// blocking-pool tasks are not in the runtime's alive count, so they must not
+/// count as known tasks there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_blocking_closure_does_not_hide_an_untracked_task() {
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (_, report) = scope("blocking and untracked")
+        .count_untracked(true)
+        .build()
+        .run_and_report(async move {
+            let (started_tx, started) = oneshot::channel();
+            drop(spawn_blocking(move || {
+                started_tx.send(()).unwrap();
+                let _ = released.recv();
+            }));
+            started.await.unwrap();
+            drop(tokio::spawn(pending::<()>()));
+        })
+        .await;
+    drop(release);
+    assert_eq!(report.untracked(), Some(1), "{report}");
+    assert_eq!(
+        report.zombies().len(),
+        1,
+        "the closure outlived the abort: {report}"
+    );
+
+    // The other direction: with no untracked task, nothing is counted.
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (_, report) = scope("blocking only")
+        .count_untracked(true)
+        .build()
+        .run_and_report(async move {
+            let (started_tx, started) = oneshot::channel();
+            drop(spawn_blocking(move || {
+                started_tx.send(()).unwrap();
+                let _ = released.recv();
+            }));
+            started.await.unwrap();
+        })
+        .await;
+    drop(release);
+    assert_eq!(report.untracked(), Some(0), "{report}");
+}

@@ -36,7 +36,7 @@ use tokio::task::Id;
 use super::id_hash::{IdHasher, IdMap};
 use crate::registry::ScopeShared;
 use crate::registry::context;
-use crate::report::TaskInfo;
+use crate::report::{TaskInfo, TaskKind};
 
 /// A task attributed by the spawn hook.
 struct Attribution {
@@ -152,7 +152,7 @@ pub fn on_task_spawn(meta: &TaskMeta<'_>) {
     let filters = &scope.settings.filters;
     let ignored = !filters.is_empty() && filters.ignores(None, location);
     if ignored {
-        scope.ignored_task_started();
+        scope.ignored_task_started(TaskKind::Async);
     } else {
         scope.hooked_task_started();
     }
@@ -174,7 +174,7 @@ pub fn on_task_terminate(meta: &TaskMeta<'_>) {
     };
     if let Some(scope) = attribution.scope.upgrade() {
         if attribution.ignored {
-            scope.ignored_task_ended();
+            scope.ignored_task_ended(TaskKind::Async);
         } else {
             scope.hooked_task_ended();
         }

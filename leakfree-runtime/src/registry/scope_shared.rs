@@ -40,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 use super::filter::Filters;
 use super::slab::Slab;
 use super::table::TaskTable;
+use crate::report::TaskKind;
 use crate::task::{self, Role, TaskRecord};
 
 /// What the exit protocol is configured with.
@@ -61,8 +62,9 @@ impl Drop for ScopeShared {
     }
 }
 
-/// A task's place in its scope's table, given up when this is dropped: the
-/// one event that removes a record (see the invariants above).
+/// A blocking closure's place in its scope's table, given up when this is
+/// dropped: the one event that removes its record (see the invariants
+/// above; an async task's wrapper deregisters itself).
 #[derive(Debug)]
 pub(crate) struct Registration {
     pub(crate) scope: Arc<ScopeShared>,
@@ -77,8 +79,16 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.scope.deregister(self.key);
+        self.scope.deregister(self.key, TaskKind::Blocking);
     }
+}
+
+/// Whether tasks of `kind` are in the runtime's `num_alive_tasks`, against
+/// which the known count is compared: async tasks are; blocking closures
+/// run on the blocking pool, which tokio does not count there, so counting
+/// them as known would hide as many untracked tasks.
+fn in_runtime_count(kind: TaskKind) -> bool {
+    kind == TaskKind::Async
 }
 
 /// The scope's two live counts packed in one word, so that a task's start and
@@ -224,7 +234,9 @@ impl ScopeShared {
     /// Adds a record; returns its key for [`ScopeShared::deregister`].
     pub(crate) fn register(&self, record: &Arc<TaskRecord>) -> usize {
         let role = record.role;
-        self.known_task_started();
+        if in_runtime_count(record.kind) {
+            self.known_task_started();
+        }
         let weak = Arc::downgrade(record);
         let mut tasks = self.tasks.lock();
         // Only ever changed under the table lock: a load and a store, not a
@@ -235,8 +247,8 @@ impl ScopeShared {
         tasks.insert((weak, role))
     }
 
-    /// Removes a record once its task's future is gone.
-    pub(crate) fn deregister(&self, key: usize) {
+    /// Removes a record of `kind` once its task's future is gone.
+    pub(crate) fn deregister(&self, key: usize, kind: TaskKind) {
         let (removed, reached_zero) = {
             let mut tasks = self.tasks.lock();
             match tasks.remove(key) {
@@ -252,7 +264,7 @@ impl ScopeShared {
             }
         };
         // The table's `Weak` goes outside the lock.
-        if removed.is_some() {
+        if removed.is_some() && in_runtime_count(kind) {
             self.known_task_ended();
         }
         drop(removed);
@@ -261,14 +273,18 @@ impl ScopeShared {
         }
     }
 
-    /// Counts a task that an ignore filter let out of the scope.
-    pub(crate) fn ignored_task_started(&self) {
+    /// Counts a task of `kind` that an ignore filter let out of the scope.
+    pub(crate) fn ignored_task_started(&self, kind: TaskKind) {
         self.ignored.fetch_add(1, Ordering::Relaxed);
-        self.known_task_started();
+        if in_runtime_count(kind) {
+            self.known_task_started();
+        }
     }
 
-    pub(crate) fn ignored_task_ended(&self) {
-        self.known_task_ended();
+    pub(crate) fn ignored_task_ended(&self, kind: TaskKind) {
+        if in_runtime_count(kind) {
+            self.known_task_ended();
+        }
     }
 
     /// Counts a task the spawn hook attributed to this scope (the hook's

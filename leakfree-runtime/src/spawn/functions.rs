@@ -235,7 +235,7 @@ where
     match place(context, None, Role::Regular, TaskKind::Blocking, location) {
         Placement::Outside => JoinHandle::new(tokio::task::spawn_blocking(function), None),
         Placement::Ignored(scope) => {
-            scope.ignored_task_started();
+            scope.ignored_task_started(TaskKind::Blocking);
             let ended = IgnoredBlocking(scope);
             let handle = tokio::task::spawn_blocking(move || {
                 let _ended = ended;
@@ -280,7 +280,7 @@ struct IgnoredBlocking(Arc<ScopeShared>);
 
 impl Drop for IgnoredBlocking {
     fn drop(&mut self) {
-        self.0.ignored_task_ended();
+        self.0.ignored_task_ended(TaskKind::Blocking);
     }
 }
 

@@ -19,7 +19,7 @@ use pin_project_lite::pin_project;
 
 use crate::registry::ScopeShared;
 use crate::registry::context::{self, TaskContext};
-use crate::report::panic_message;
+use crate::report::{TaskKind, panic_message};
 use crate::task::{TaskRecord, WakerIdentity};
 
 pin_project! {
@@ -57,7 +57,7 @@ pin_project! {
                 context::enter(this.context, || inner.set(None))
             }));
             if let Some(context) = this.context.as_ref() {
-                context.scope.deregister(*this.key);
+                context.scope.deregister(*this.key, this.record.kind);
             }
             if let Err(payload) = dropped {
                 resume_unwind(payload);
@@ -122,14 +122,14 @@ pin_project! {
 
     impl<F> PinnedDrop for Ignored<F> {
         fn drop(this: Pin<&mut Self>) {
-            this.project().scope.ignored_task_ended();
+            this.project().scope.ignored_task_ended(TaskKind::Async);
         }
     }
 }
 
 impl<F> Ignored<F> {
     pub(crate) fn new(inner: F, scope: Arc<ScopeShared>) -> Self {
-        scope.ignored_task_started();
+        scope.ignored_task_started(TaskKind::Async);
         Ignored { inner, scope }
     }
 }
