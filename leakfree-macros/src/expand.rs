@@ -311,7 +311,7 @@ fn scope_builder(opts: &Args, krate: &syn::Path, name: &LitStr, kind: ScopeKind)
         scope.extend(quote!(.ignore_crate(#glob)));
     }
     if opts.allow_untracked.is_some() {
-        scope.extend(quote!(.count_untracked(false)));
+        scope.extend(quote!(.allow_untracked(true)));
     }
     if let Some(policy) = &opts.policy {
         let policy = match &policy.value {

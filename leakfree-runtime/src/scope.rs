@@ -85,6 +85,7 @@ pub struct ScopeBuilder {
     abort_timeout: Duration,
     filters: Filters,
     count_untracked: bool,
+    judge_plain_spawns: bool,
     stuck_at: bool,
     policy: Policy,
     detached: bool,
@@ -173,6 +174,19 @@ impl ScopeBuilder {
         self
     }
 
+    /// Let tasks spawned with plain `tokio::spawn` pass, in every build: not
+    /// counted from the runtime's metrics, and, where tokio's spawn hook
+    /// attributes them to the scope (`--cfg tokio_unstable`), let out of the
+    /// scope like an ignore filter's tasks (their own spawns too). What the
+    /// attribute's `allow_untracked` sets.
+    pub fn allow_untracked(mut self, allow: bool) -> Self {
+        self.judge_plain_spawns = !allow;
+        if allow {
+            self.count_untracked = false;
+        }
+        self
+    }
+
     /// Show where each leaked task is stuck, from a tokio task dump (only in
     /// builds that can take one: `--cfg tokio_unstable` and the `taskdump`
     /// feature, on Linux). Off by default: a dump re-polls every task of the
@@ -204,6 +218,7 @@ impl ScopeBuilder {
             abort_timeout: self.abort_timeout,
             filters: self.filters,
             count_untracked: self.count_untracked,
+            judge_plain_spawns: self.judge_plain_spawns,
             stuck_at: self.stuck_at,
         };
         let shared = Arc::new(ScopeShared::new(self.name, settings, parent.as_ref()));
@@ -234,6 +249,7 @@ impl Scope {
             abort_timeout: DEFAULT_ABORT_TIMEOUT,
             filters: Filters::default(),
             count_untracked: false,
+            judge_plain_spawns: true,
             stuck_at: false,
             policy: Policy::Panic,
             detached: false,
@@ -549,6 +565,7 @@ impl fmt::Debug for Scope {
             .field("name", &self.shared.name)
             .field("live_tasks", &self.shared.all_live())
             .field("grace", &self.shared.settings.grace)
+            .field("allow_untracked", &!self.shared.settings.judge_plain_spawns)
             .field("policy", &self.policy)
             .finish()
     }

@@ -253,6 +253,10 @@ fn a_task_nothing_can_wake_is_blocked_forever() {
     );
 }
 
+/// The line of the plain spawn in [`leak_untracked`].
+#[cfg(tokio_unstable)]
+const LEAK_UNTRACKED_SPAWN_LINE: u32 = line!() + 6;
+
 #[leak_checked(grace = "0ms")]
 #[tokio::test]
 #[ignore = "fixture: it leaks on purpose"]
@@ -260,6 +264,7 @@ async fn leak_untracked() {
     tokio::spawn(pending::<()>());
 }
 
+#[cfg(not(tokio_unstable))]
 #[test]
 fn plain_tokio_spawns_are_counted_with_a_hint() {
     let text = failure_of(leak_untracked);
@@ -268,6 +273,23 @@ fn plain_tokio_spawns_are_counted_with_a_hint() {
         "{text}"
     );
     assert!(text.contains("hint: they were started with plain tokio::spawn"));
+}
+
+/// With tokio's hooks (`--cfg tokio_unstable`) the same plain spawn is
+/// attributed to the test: a leak at its spawn line, like a tracked one.
+#[cfg(tokio_unstable)]
+#[test]
+fn plain_tokio_spawns_are_located_under_tokio_test() {
+    let text = failure_of(leak_untracked);
+    assert!(
+        text.starts_with("leakfree: 1 task leaked from `leak_untracked`"),
+        "{text}"
+    );
+    let line = LEAK_UNTRACKED_SPAWN_LINE;
+    assert!(
+        text.contains(&format!("spawned at tests/tests/attribute.rs:{line}:5")),
+        "{text}"
+    );
 }
 
 #[leak_checked(allow_untracked)]

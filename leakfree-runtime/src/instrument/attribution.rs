@@ -150,7 +150,8 @@ pub fn on_task_spawn(meta: &TaskMeta<'_>) {
     };
     let location = meta.spawned_at();
     let filters = &scope.settings.filters;
-    let ignored = !filters.is_empty() && filters.ignores(None, location);
+    let ignored = !scope.settings.judge_plain_spawns
+        || (!filters.is_empty() && filters.ignores(None, location));
     if ignored {
         scope.ignored_task_started(TaskKind::Async);
     } else {

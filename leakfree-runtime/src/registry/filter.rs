@@ -59,6 +59,17 @@ impl Filters {
     }
 }
 
+/// Whether `text` starts like a semver version: `1.2.3`, `0.9.0-rc.1`.
+fn is_version(text: &str) -> bool {
+    let mut parts = text.splitn(3, '.');
+    let numeric =
+        |part: Option<&str>| part.is_some_and(|p| p.starts_with(|c: char| c.is_ascii_digit()));
+    let (major, minor, patch) = (parts.next(), parts.next(), parts.next());
+    major.is_some_and(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit()))
+        && minor.is_some_and(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit()))
+        && numeric(patch)
+}
+
 /// The crate a source file belongs to, by its package directory, with `-`
 /// written as `_`: `…/registry/src/<index>/hyper-util-0.1.10/src/pool.rs` →
 /// `hyper_util`, a path dependency's `tests/leaky-dep/src/lib.rs` →
@@ -68,11 +79,13 @@ pub(crate) fn crate_of(file: &str) -> Option<String> {
     let relative = package_relative(file).replace('\\', "/");
     let package_dir = &relative[..relative.rfind("/src/")?];
     let dir = package_dir.rsplit('/').next()?;
-    // A registry package's directory ends in `-<version>`.
-    let name = match dir.rfind('-') {
-        Some(dash) if dir[dash + 1..].starts_with(|c: char| c.is_ascii_digit()) => &dir[..dash],
-        _ => dir,
-    };
+    // A registry package's directory ends in `-<major>.<minor>.<patch>…`
+    // (the version may hold dashes too: `-0.9.0-rc.1`).
+    let name = dir
+        .match_indices('-')
+        .map(|(dash, _)| dash)
+        .find(|&dash| is_version(&dir[dash + 1..]))
+        .map_or(dir, |dash| &dir[..dash]);
     (!name.is_empty()).then(|| name.replace('-', "_"))
 }
 

@@ -50,6 +50,9 @@ pub(crate) struct Settings {
     pub(crate) abort_timeout: Duration,
     pub(crate) filters: Filters,
     pub(crate) count_untracked: bool,
+    /// Whether tasks tokio's spawn hook attributes to the scope are judged
+    /// (`false`: let out, as `allow_untracked` asks).
+    pub(crate) judge_plain_spawns: bool,
     /// Take a task dump for the stuck-at stacks of leaked tasks.
     pub(crate) stuck_at: bool,
 }

@@ -219,6 +219,7 @@ mod tests {
             abort_timeout: std::time::Duration::ZERO,
             filters: Filters::default(),
             count_untracked: false,
+            judge_plain_spawns: true,
             stuck_at: false,
         };
         Arc::new(ScopeShared::new(Cow::Borrowed("unit"), settings, None))
