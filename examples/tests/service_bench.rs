@@ -18,8 +18,13 @@ fn the_quick_run_loads_every_variant_and_prints_the_table() {
         .lines()
         .filter(|line| line.starts_with("| 1 |") || line.starts_with("| 10 |"))
         .collect();
-    assert_eq!(rows.len(), 6, "{stdout}");
-    for variant in ["plain", "`LeakCheckLayer` on the router", "`#[leak_checked]` on the handler"] {
+    assert_eq!(rows.len(), 8, "{stdout}");
+    for variant in [
+        "plain",
+        "`LeakCheckLayer` on the router",
+        "`#[leak_checked]` on the handler",
+        "the scope alone",
+    ] {
         assert_eq!(
             rows.iter().filter(|row| row.contains(variant)).count(),
             2,

@@ -16,7 +16,11 @@
 //! - **layer**: `leakfree_runtime::tower::LeakCheckLayer::new()` on the
 //!   router (the service defaults: verdict off the request path, logged);
 //! - **attribute**: `#[leak_checked]` on the handler (in a release build:
-//!   verdict off the path, logged; a clean scope ends on the call path).
+//!   verdict off the path, logged; a clean scope ends on the call path);
+//! - **scope only**, a breakdown rather than a variant: the layer on the
+//!   router, but the handler spawns with `tokio::spawn` (not tracked), so
+//!   what it adds to plain is the per-request scope alone, and the rest of
+//!   the layer's cost is the tracked tasks'.
 //!
 //! The load is C (default 64) keep-alive HTTP/1 connections on 127.0.0.1,
 //! each a raw hyper client connection sending one request after the other,
@@ -31,7 +35,9 @@
 //! (requests/s), p99 latency, and the server threads' CPU time per request
 //! (from `/proc/self/task/*/schedstat`, where available); and the ratio of
 //! the medians to plain's. `--quick` (1 round of 0.2s, no warm-up) only
-//! shows that it runs: its numbers mean nothing.
+//! shows that it runs: its numbers mean nothing. `--variants` and `--tasks`
+//! pick what runs (for a profiler: `--variants layer --tasks 10 --rounds 1
+//! --secs 10`).
 
 use std::fmt::Write as _;
 use std::hint::black_box;
@@ -53,13 +59,16 @@ use tokio::sync::Barrier;
 
 const USAGE: &str = "\
 usage: service_bench [--rounds R] [--secs S] [--connections C] [--quick]
+                     [--variants plain,layer,attribute,scope-only] [--tasks 1,10]
 
   --rounds R        measured rounds, each running every variant once (default 5)
   --secs S          seconds per run (default 2; fractions allowed)
   --connections C   concurrent keep-alive connections (default 64)
-  --quick           1 round of 0.2s without warm-up: a smoke run, numbers mean nothing";
+  --quick           1 round of 0.2s without warm-up: a smoke run, numbers mean nothing
+  --variants LIST   which variants run (default all four; ratios need plain)
+  --tasks LIST      tasks spawned per request (default 1,10)";
 
-/// Tasks per request, one table block each.
+/// Tasks per request, one table block each (by default).
 const TASKS: [usize; 2] = [1, 10];
 
 /// The issue's throughput targets: (N, minimum ratio to plain).
@@ -73,16 +82,23 @@ enum Variant {
     Plain,
     Layer,
     Attribute,
+    ScopeOnly,
 }
 
 impl Variant {
-    const ALL: [Variant; 3] = [Variant::Plain, Variant::Layer, Variant::Attribute];
+    const ALL: [Variant; 4] = [
+        Variant::Plain,
+        Variant::Layer,
+        Variant::Attribute,
+        Variant::ScopeOnly,
+    ];
 
     fn label(self) -> &'static str {
         match self {
             Variant::Plain => "plain (no leak checking)",
             Variant::Layer => "`LeakCheckLayer` on the router",
             Variant::Attribute => "`#[leak_checked]` on the handler",
+            Variant::ScopeOnly => "breakdown: the layer, tasks by `tokio::spawn` (the scope alone)",
         }
     }
 
@@ -91,7 +107,13 @@ impl Variant {
             Variant::Plain => "plain",
             Variant::Layer => "layer",
             Variant::Attribute => "attribute",
+            Variant::ScopeOnly => "scope-only",
         }
+    }
+
+    /// Whether the issue's targets apply to it.
+    fn has_target(self) -> bool {
+        matches!(self, Variant::Layer | Variant::Attribute)
     }
 }
 
@@ -101,6 +123,8 @@ struct Options {
     run: Duration,
     connections: usize,
     warm_up: bool,
+    variants: Vec<Variant>,
+    tasks: Vec<usize>,
 }
 
 impl Default for Options {
@@ -110,6 +134,8 @@ impl Default for Options {
             run: Duration::from_secs(2),
             connections: 64,
             warm_up: true,
+            variants: Variant::ALL.to_vec(),
+            tasks: TASKS.to_vec(),
         }
     }
 }
@@ -151,6 +177,28 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Options>,
                     .filter(|c| (1..=4096).contains(c))
                     .ok_or(format!("`--connections {text}`: 1 to 4096"))?;
             }
+            "--variants" => {
+                let text = value("--variants")?;
+                options.variants = text
+                    .split(',')
+                    .map(|name| {
+                        Variant::ALL
+                            .into_iter()
+                            .find(|v| v.short() == name)
+                            .ok_or(format!(
+                                "`--variants {text}`: plain, layer, attribute, scope-only"
+                            ))
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "--tasks" => {
+                let text = value("--tasks")?;
+                options.tasks = text
+                    .split(',')
+                    .map(|n| n.parse().ok().filter(|n| (1..=1000).contains(n)))
+                    .collect::<Option<_>>()
+                    .ok_or(format!("`--tasks {text}`: numbers from 1 to 1000"))?;
+            }
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
@@ -178,6 +226,18 @@ async fn plain(State(n): State<usize>) -> &'static str {
     work(n).await
 }
 
+/// [`work`] with `tokio::spawn`: tasks no scope tracks.
+async fn untracked(State(n): State<usize>) -> &'static str {
+    let mut tasks = Vec::with_capacity(n);
+    for i in 0..n {
+        tasks.push(tokio::spawn(async move { black_box(i) }));
+    }
+    for task in tasks {
+        black_box(task.await.expect("a trivial task does not fail"));
+    }
+    "ok"
+}
+
 #[leak_checked]
 async fn checked(n: State<usize>) -> &'static str {
     work(n.0).await
@@ -191,6 +251,10 @@ fn app(variant: Variant, n: usize) -> Router {
             .with_state(n)
             .layer(LeakCheckLayer::new()),
         Variant::Attribute => Router::new().route("/", get(checked)).with_state(n),
+        Variant::ScopeOnly => Router::new()
+            .route("/", get(untracked))
+            .with_state(n)
+            .layer(LeakCheckLayer::new()),
     }
 }
 
@@ -198,10 +262,11 @@ fn app(variant: Variant, n: usize) -> Router {
 /// own; they serve until the runtime shuts down.
 fn start_servers(
     runtime: &tokio::runtime::Runtime,
+    options: &Options,
 ) -> std::io::Result<Vec<(Variant, usize, SocketAddr)>> {
     let mut servers = Vec::new();
-    for n in TASKS {
-        for variant in Variant::ALL {
+    for &n in &options.tasks {
+        for &variant in &options.variants {
             let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0"))?;
             let addr = listener.local_addr()?;
             let app = app(variant, n);
@@ -337,7 +402,11 @@ fn thread_cpu(name: &str) -> Option<u64> {
 // Rounds and the table
 // ---------------------------------------------------------------------------
 
+/// The median; NaN for no values (a variant that did not run).
 fn median_f64(values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
     values.sort_by(f64::total_cmp);
     let mid = values.len() / 2;
     if values.len() % 2 == 1 {
@@ -414,40 +483,41 @@ fn render(results: &Results, options: &Options) -> String {
         "| N | variant | requests/s | ratio to plain | p99 latency | p99 added | server CPU / request | CPU added | target |"
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
-    for n in TASKS {
+    for &n in &options.tasks {
         let plain_rps = results.throughput(Variant::Plain, n);
         let plain_p99 = results.p99(Variant::Plain, n);
         let plain_cpu = results.server_cpu(Variant::Plain, n);
         let target = TARGETS.iter().find(|(m, _)| *m == n).map(|(_, t)| *t);
-        for variant in Variant::ALL {
+        for &variant in &options.variants {
             let rps = results.throughput(variant, n);
             let p99 = results.p99(variant, n);
             let cpu = results.server_cpu(variant, n);
             let ratio = rps / plain_rps;
-            let (ratio_text, added, cpu_added, verdict) = if variant == Variant::Plain {
-                (
-                    "1.00×".to_owned(),
-                    "–".to_owned(),
-                    "–".to_owned(),
-                    "–".to_owned(),
-                )
-            } else {
-                let verdict = match target {
-                    Some(t) if ratio >= t => format!("≥ {t:.2}×: met"),
-                    Some(t) => format!("≥ {t:.2}×: **missed**"),
-                    None => "–".to_owned(),
+            let (ratio_text, added, cpu_added, verdict) =
+                if variant == Variant::Plain || plain_rps.is_nan() {
+                    (
+                        "1.00×".to_owned(),
+                        "–".to_owned(),
+                        "–".to_owned(),
+                        "–".to_owned(),
+                    )
+                } else {
+                    let verdict = match target.filter(|_| variant.has_target()) {
+                        Some(t) if ratio >= t => format!("≥ {t:.2}×: met"),
+                        Some(t) => format!("≥ {t:.2}×: **missed**"),
+                        None => "–".to_owned(),
+                    };
+                    let cpu_added = cpu.zip(plain_cpu).map_or("–".to_owned(), |(c, p)| {
+                        let us = (c.as_nanos() as f64 - p.as_nanos() as f64) / 1000.0;
+                        format!("{us:+.1} µs")
+                    });
+                    (
+                        format!("{ratio:.3}×"),
+                        format_signed_us(p99.as_nanos() as f64 - plain_p99.as_nanos() as f64),
+                        cpu_added,
+                        verdict,
+                    )
                 };
-                let cpu_added = cpu.zip(plain_cpu).map_or("–".to_owned(), |(c, p)| {
-                    let us = (c.as_nanos() as f64 - p.as_nanos() as f64) / 1000.0;
-                    format!("{us:+.1} µs")
-                });
-                (
-                    format!("{ratio:.3}×"),
-                    format_signed_us(p99.as_nanos() as f64 - plain_p99.as_nanos() as f64),
-                    cpu_added,
-                    verdict,
-                )
-            };
             let _ = writeln!(
                 out,
                 "| {n} | {} | {:.0} | {ratio_text} | {} | {added} | {} | {cpu_added} | {verdict} |",
@@ -501,9 +571,10 @@ fn bench(options: &Options) -> Result<(), Error> {
         "release build"
     };
     println!(
-        "service_bench ({build}): {} rounds x {} variants x N in {TASKS:?}, {:.1}s per run, {} connections",
+        "service_bench ({build}): {} rounds x {} variants x N in {:?}, {:.1}s per run, {} connections",
         options.rounds,
-        Variant::ALL.len(),
+        options.variants.len(),
+        options.tasks,
         options.run.as_secs_f64(),
         options.connections
     );
@@ -515,7 +586,7 @@ fn bench(options: &Options) -> Result<(), Error> {
     let client = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let servers = start_servers(&server)?;
+    let servers = start_servers(&server, options)?;
     let addr = move |variant: Variant, n: usize| {
         servers
             .iter()
@@ -532,25 +603,26 @@ fn bench(options: &Options) -> Result<(), Error> {
             client.block_on(async move {
                 let options = options_for_client;
                 if options.warm_up {
-                    for n in TASKS {
-                        for variant in Variant::ALL {
+                    for &n in &options.tasks {
+                        for &variant in &options.variants {
                             run_load(addr(variant, n), options.connections, options.run / 2)
                                 .await?;
                         }
                     }
                 }
                 let mut runs: Vec<(Variant, usize, Vec<Run>)> = Vec::new();
-                for n in TASKS {
-                    for variant in Variant::ALL {
+                for &n in &options.tasks {
+                    for &variant in &options.variants {
                         runs.push((variant, n, Vec::new()));
                     }
                 }
-                for n in TASKS {
+                for &n in &options.tasks {
                     for round in 0..options.rounds {
-                        let mut order = Variant::ALL;
-                        order.rotate_left(round % Variant::ALL.len());
+                        let mut order = options.variants.clone();
+                        let len = order.len();
+                        order.rotate_left(round % len);
                         let mut line = format!("N={n} round {}:", round + 1);
-                        for variant in order {
+                        for &variant in &order {
                             let run = run_load(addr(variant, n), options.connections, options.run)
                                 .await?;
                             let _ = write!(
@@ -602,6 +674,17 @@ mod tests {
         assert_eq!(custom.rounds, 3);
         assert_eq!(custom.run, Duration::from_millis(500));
         assert_eq!(custom.connections, 8);
+        let some = parse(&["--variants", "plain,scope-only", "--tasks", "3"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(some.variants, [Variant::Plain, Variant::ScopeOnly]);
+        assert_eq!(some.tasks, [3]);
+        assert!(
+            parse(&["--variants", "fast"])
+                .unwrap_err()
+                .contains("scope-only")
+        );
+        assert!(parse(&["--tasks", "0"]).unwrap_err().contains("1 to 1000"));
         assert_eq!(parse(&["-h"]), Ok(None));
         assert!(parse(&["--rounds", "0"]).unwrap_err().contains("above 0"));
         assert!(parse(&["--secs"]).unwrap_err().contains("needs a value"));
