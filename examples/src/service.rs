@@ -29,7 +29,7 @@
 //! | `GET`/`POST /leaky` | starts a configuration watcher that nothing stops (the leak), reads the request body, answers |
 //! | `GET`/`POST /fixed` | starts the same watcher, stopped when the request ends |
 //! | `GET /debug/tasks` | [`live::snapshot`] as text: live scopes and their tasks (Go's `/debug/pprof/goroutine`) |
-//! | `GET /metrics` | [`live::metrics`] and the server's own counters, in Prometheus' text format ([`prometheus_text`]) |
+//! | `GET /metrics` | leakfree's counters and gauges and the server's own counters, through the `metrics` facade, in Prometheus' text format ([`prometheus_text`]) |
 //!
 //! `/leaky` and `/fixed` read the request body before answering, so a client
 //! that streams a body keeps the request, and its scope, open until the body
@@ -41,14 +41,26 @@
 //! task waiting for the next change waits as long as the process runs. It is
 //! the shape of a real leak: subscribe per request to something long-lived,
 //! and forget to unsubscribe.
+//!
+//! # Metrics
+//! `/metrics` is what a real service would serve: leakfree's `metrics`
+//! feature publishes its counters (`leakfree_scopes_ended_total`,
+//! `leakfree_leaked_tasks_total`, `leakfree_leaked_tasks_by_site_total{site}`,
+//! …) to the `metrics` facade when each scope's verdict is reached; the
+//! service's own counters ([`REQUESTS_TOTAL`], [`REQUEST_PANICS_TOTAL`]) go
+//! through the same facade; a `metrics-exporter-prometheus` recorder,
+//! installed once per process by [`install_metrics`] (which [`router`]
+//! calls, before any request's scope ends), renders them. Each scrape first
+//! calls [`leakfree_runtime::metrics::publish_gauges`] so that the gauges
+//! `leakfree_live_scopes` and `leakfree_live_tracked_tasks` are current.
+//! `examples/alerts/leakfree.rules.yml` holds alerting rules for them.
 
 use std::convert::Infallible;
-use std::fmt::Write as _;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
-use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -67,6 +79,8 @@ use leakfree_runtime::Policy;
 use leakfree_runtime::live::{self, Metrics};
 use leakfree_runtime::spawn_named;
 use leakfree_runtime::tower::{LeakCheckLayer, NameRequest};
+use metrics::{Unit, counter, describe_counter};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
@@ -88,16 +102,59 @@ static CONFIG: LazyLock<watch::Sender<u64>> = LazyLock::new(|| watch::Sender::ne
 /// watcher would do).
 static CONFIG_APPLIED: AtomicU64 = AtomicU64::new(0);
 
-/// Requests that reached the router, over all servers of the process.
-static REQUESTS: AtomicU64 = AtomicU64::new(0);
+/// Counter: requests that reached the router, over all servers of the
+/// process (the scrape being answered included).
+pub const REQUESTS_TOTAL: &str = "service_requests_total";
 
-/// Requests whose handling panicked, over all servers of the process.
+/// Counter: requests whose handling panicked, over all servers of the
+/// process (in a debug build, each leak).
+pub const REQUEST_PANICS_TOTAL: &str = "service_request_panics_total";
+
+/// [`REQUEST_PANICS_TOTAL`] as a plain value, for the tests and the demo.
 static REQUEST_PANICS: AtomicU64 = AtomicU64::new(0);
 
 /// How many requests have panicked in this process (in a debug build, each
-/// leaky request does).
+/// leaky request does): what `/metrics` says as
+/// `service_request_panics_total`.
 pub fn request_panics() -> u64 {
     REQUEST_PANICS.load(Ordering::Relaxed)
+}
+
+/// The recorder's handle, once it is installed.
+static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs a Prometheus recorder as the process's `metrics` recorder, the
+/// first time it is called, and hands back its handle (what `/metrics`
+/// renders). Later calls hand back the same handle.
+///
+/// Call it at start-up: leakfree counts into the facade only the verdicts
+/// reached while a recorder is installed. [`router`] calls it. If another
+/// recorder was installed first, this logs a warning and the handle renders
+/// nothing.
+pub fn install_metrics() -> &'static PrometheusHandle {
+    PROMETHEUS.get_or_init(|| {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        if let Err(error) = metrics::set_global_recorder(recorder) {
+            tracing::warn!(%error, "another metrics recorder is installed; /metrics stays empty");
+        }
+        // leakfree describes its metrics the first time it publishes; this
+        // does it now, in case a scope ended before the recorder was here.
+        leakfree_runtime::metrics::describe();
+        describe_counter!(
+            REQUESTS_TOTAL,
+            Unit::Count,
+            "Requests that reached the router."
+        );
+        describe_counter!(
+            REQUEST_PANICS_TOTAL,
+            Unit::Count,
+            "Requests whose handling panicked (in a debug build, each leak)."
+        );
+        counter!(REQUESTS_TOTAL).increment(0);
+        counter!(REQUEST_PANICS_TOTAL).increment(0);
+        handle
+    })
 }
 
 /// The example's leak check: a scope per request named by method and path,
@@ -115,8 +172,10 @@ pub fn leak_check_layer() -> LeakCheckLayer {
         .expect("no globs, nothing to reject")
 }
 
-/// The routes, without any middleware.
+/// The routes, without any middleware; installs the metrics recorder
+/// ([`install_metrics`]) if it is not yet.
 pub fn router() -> Router {
+    install_metrics();
     Router::new()
         .route("/ping", routing::get(ping))
         .route("/leaky", routing::get(leaky).post(leaky))
@@ -173,7 +232,7 @@ pub async fn serve_app(
 /// rest of the stack (leakfree's, in a debug build: the report is the panic
 /// message), logs it with the peer and answers `500` with the message.
 async fn count_and_catch_panics(request: Request, next: Next) -> HttpResponse {
-    REQUESTS.fetch_add(1, Ordering::Relaxed);
+    counter!(REQUESTS_TOTAL).increment(1);
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -183,6 +242,7 @@ async fn count_and_catch_panics(request: Request, next: Next) -> HttpResponse {
         Ok(response) => response,
         Err(payload) => {
             REQUEST_PANICS.fetch_add(1, Ordering::Relaxed);
+            counter!(REQUEST_PANICS_TOTAL).increment(1);
             let message = panic_text(payload);
             tracing::error!(?peer, %route, "request handler panicked: {message}");
             (
@@ -290,74 +350,14 @@ fn apply_config(_version: u64) {
     CONFIG_APPLIED.fetch_add(1, Ordering::Relaxed);
 }
 
-/// leakfree's counters and the server's own, in Prometheus' text exposition
-/// format (what `/metrics` serves). The one place the exposition is
-/// written, so that moving to a metrics library changes only this.
+/// leakfree's counters and gauges and the server's own counters, in
+/// Prometheus' text exposition format (what `/metrics` serves): the gauges
+/// set from the live scopes now ([`leakfree_runtime::metrics::publish_gauges`],
+/// as its docs ask of each scrape), then the recorder's rendering.
 pub fn prometheus_text() -> String {
-    let m = live::metrics();
-    let rows: [(&str, &str, &str, u64); 9] = [
-        (
-            "leakfree_live_scopes",
-            "gauge",
-            "leakfree scopes running now.",
-            m.live_scopes,
-        ),
-        (
-            "leakfree_live_tracked_tasks",
-            "gauge",
-            "Tracked tasks alive now, over all live scopes.",
-            m.live_tracked_tasks,
-        ),
-        (
-            "leakfree_scopes_ended_total",
-            "counter",
-            "leakfree scopes that have ended.",
-            m.scopes_ended,
-        ),
-        (
-            "leakfree_scopes_with_leaks_total",
-            "counter",
-            "Scopes that ended with leaked, zombie or unobserved-panic tasks.",
-            m.scopes_with_leaks,
-        ),
-        (
-            "leakfree_leaks_found_total",
-            "counter",
-            "Leaked tasks found.",
-            m.leaks_found,
-        ),
-        (
-            "leakfree_zombies_found_total",
-            "counter",
-            "Tasks that did not go when aborted.",
-            m.zombies_found,
-        ),
-        (
-            "leakfree_panics_unobserved_total",
-            "counter",
-            "Tracked task panics that no JoinHandle observed.",
-            m.panics_unobserved,
-        ),
-        (
-            "service_requests_total",
-            "counter",
-            "Requests that reached the router.",
-            REQUESTS.load(Ordering::Relaxed),
-        ),
-        (
-            "service_request_panics_total",
-            "counter",
-            "Requests whose handling panicked (in a debug build, each leak).",
-            request_panics(),
-        ),
-    ];
-    let mut text = String::new();
-    for (name, kind, help, value) in rows {
-        let _ = writeln!(text, "# HELP {name} {help}");
-        let _ = writeln!(text, "# TYPE {name} {kind}");
-        let _ = writeln!(text, "{name} {value}");
-    }
-    text
+    let handle = install_metrics();
+    leakfree_runtime::metrics::publish_gauges();
+    handle.render()
 }
 
 /// Polls [`live::metrics`] until `condition` holds or `limit` has passed;
@@ -519,14 +519,16 @@ mod tests {
         for line in text.lines() {
             let ok = line.starts_with("# HELP ")
                 || line.starts_with("# TYPE ")
+                || line.is_empty()
                 || line
-                    .split_once(' ')
-                    .is_some_and(|(_, value)| value.parse::<u64>().is_ok());
+                    .rsplit_once(' ')
+                    .is_some_and(|(_, value)| value.parse::<f64>().is_ok());
             assert!(ok, "not exposition format: {line}");
         }
-        assert_eq!(text.matches("# TYPE ").count(), 9);
         assert!(text.contains("# TYPE leakfree_scopes_with_leaks_total counter\n"));
+        assert!(text.contains("# TYPE leakfree_leaked_tasks_total counter\n"));
         assert!(text.contains("# TYPE leakfree_live_tracked_tasks gauge\n"));
         assert!(text.contains("# TYPE service_request_panics_total counter\n"));
+        assert!(text.contains("\nservice_requests_total 0\n"), "{text}");
     }
 }

@@ -2,7 +2,8 @@
 //! loopback: a leaky request panics with the report in a debug build (the
 //! server logs it and answers 500) and is logged off the request path in a
 //! release build; the server keeps serving; the live view and the metrics
-//! show it; and 300 concurrent requests are judged each on its own.
+//! show it (a scrape of a fresh `service` process counts every verdict
+//! exactly); and 300 concurrent requests are judged each on its own.
 //!
 //! Run both builds:
 //!
@@ -16,7 +17,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::process::Command;
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -229,15 +232,27 @@ async fn settled(before: &Metrics, scopes: u64) -> Metrics {
     .unwrap_or_else(|m| panic!("{scopes} scopes did not end: before {before:?}, now {m:?}"))
 }
 
-/// Prometheus text as `name -> value`.
+/// Prometheus text as `series -> value`, a series being the name and its
+/// labels as rendered (`leakfree_leaked_tasks_by_site_total{site="…"}`).
 fn parse_metrics(text: &str) -> BTreeMap<String, u64> {
     text.lines()
-        .filter(|line| !line.starts_with('#'))
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
         .map(|line| {
-            let (name, value) = line.split_once(' ').expect("`name value`");
-            (name.to_owned(), value.parse().expect("a counter or gauge"))
+            let (series, value) = line.rsplit_once(' ').expect("`series value`");
+            let value: f64 = value.parse().expect("a counter or gauge");
+            assert_eq!(value.fract(), 0.0, "a count: {line}");
+            (series.to_owned(), value as u64)
         })
         .collect()
+}
+
+/// The series of the by-site leak counter for the leaky handler's spawn
+/// site (`file:line`, no column).
+fn leaky_site_series() -> String {
+    format!(
+        "leakfree_leaked_tasks_by_site_total{{site=\"examples/src/service.rs:{}\"}}",
+        spawn_line("leaky")
+    )
 }
 
 /// The report in a debug build's `500` answer to a leaky request.
@@ -425,14 +440,24 @@ async fn the_server_reports_a_leaky_request_and_keeps_serving() {
         Some("text/plain; version=0.0.4; charset=utf-8")
     );
     let values = parse_metrics(&metrics.body);
-    assert_eq!(values.len(), 9, "{}", metrics.body);
+    for name in [
+        "leakfree_scopes_ended_total",
+        "leakfree_scopes_with_leaks_total",
+        "leakfree_leaked_tasks_total",
+        "leakfree_zombie_tasks_total",
+        "leakfree_unobserved_panics_total",
+        "leakfree_live_scopes",
+        "leakfree_live_tracked_tasks",
+        "service_requests_total",
+        "service_request_panics_total",
+    ] {
+        assert!(values.contains_key(name), "no {name}:\n{}", metrics.body);
+    }
     assert!(values["leakfree_live_tracked_tasks"] > before.live_tracked_tasks);
     // The held /leaky request and this one.
     assert!(values["leakfree_live_scopes"] >= 2, "{}", metrics.body);
-    assert_eq!(
-        values["leakfree_scopes_with_leaks_total"],
-        before.scopes_with_leaks
-    );
+    let leaks_before = values["leakfree_leaked_tasks_total"];
+    let site_before = values.get(&leaky_site_series()).copied().unwrap_or(0);
 
     // The leaky request ends: after the grace, leakfree judges it.
     let answered = leaky.finish().await.expect("an answer to /leaky");
@@ -494,11 +519,10 @@ async fn the_server_reports_a_leaky_request_and_keeps_serving() {
     // Still serving.
     let pong = server.get("/ping").await;
     assert_eq!((pong.status, pong.body.as_str()), (200, "pong\n"));
+    // The recorder is process-wide: compared with the scrape above.
     let metrics = parse_metrics(&server.get("/metrics").await.body);
-    assert_eq!(
-        metrics["leakfree_scopes_with_leaks_total"],
-        before.scopes_with_leaks + 1
-    );
+    assert_eq!(metrics["leakfree_leaked_tasks_total"], leaks_before + 1);
+    assert_eq!(metrics[&leaky_site_series()], site_before + 1);
     assert_eq!(metrics["service_request_panics_total"], request_panics());
     server.stop().await;
 }
@@ -554,6 +578,177 @@ async fn three_hundred_concurrent_requests_are_judged_each_on_its_own() {
     let pong = server.get("/ping").await;
     assert_eq!(pong.body, "pong\n");
     server.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// `/metrics` of a fresh process: exact numbers
+// ---------------------------------------------------------------------------
+
+/// The `service` binary serving on an ephemeral loopback port; killed (and
+/// reaped) when dropped. A process of its own, so its recorder has counted
+/// nothing but the requests of the test.
+struct ServiceProcess {
+    child: Child,
+    addr: SocketAddr,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl ServiceProcess {
+    fn start() -> ServiceProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_service"))
+            .args(["--addr", "127.0.0.1:0"])
+            .env("RUST_BACKTRACE", "0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the service binary");
+        let stderr = child.stderr.take().expect("piped");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (found, listening) = std::sync::mpsc::channel::<SocketAddr>();
+        let keep = Arc::clone(&log);
+        // Reads the log to its end (so the pipe never fills), handing over
+        // the address from `service: listening on ADDR (…)`.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.strip_prefix("service: listening on ") {
+                    let addr = rest.split_whitespace().next().unwrap_or_default();
+                    if let Ok(addr) = addr.parse() {
+                        let _ = found.send(addr);
+                    }
+                }
+                let mut log = keep.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = listening.recv_timeout(LIMIT);
+        let mut process = ServiceProcess {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            stderr: log,
+        };
+        match addr {
+            Ok(addr) => process.addr = addr,
+            Err(_) => panic!(
+                "the service did not say where it listens:\n{}",
+                process.log()
+            ),
+        }
+        process
+    }
+
+    fn log(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The line of `scrape` for `series` (name and labels), which must be there.
+fn scrape_line<'a>(scrape: &'a str, series: &str) -> &'a str {
+    scrape
+        .lines()
+        .find(|line| line.rsplit_once(' ').is_some_and(|(s, _)| s == series))
+        .unwrap_or_else(|| panic!("no `{series}` in the scrape:\n{scrape}"))
+}
+
+#[tokio::test]
+async fn a_scrape_of_a_fresh_service_counts_every_verdict_exactly() {
+    const CLEAN: [&str; 4] = ["/fixed", "/ping", "/fixed", "/fixed"];
+    let service = ServiceProcess::start();
+    let client = Client::new(service.addr);
+    let mut made = 0_u64;
+    for path in CLEAN {
+        let response = client.get(path).await.unwrap();
+        assert_eq!(response.status, 200, "GET {path}: {}", response.body);
+        made += 1;
+    }
+    let leaky = client.get("/leaky").await.unwrap();
+    let expected_status = if cfg!(debug_assertions) { 500 } else { 200 };
+    assert_eq!(leaky.status, expected_status, "{}", leaky.body);
+    made += 1;
+
+    // Scrape until the leaky request's verdict is in and its watcher gone
+    // (a release build reaches it off the request path, after the grace).
+    // Every scrape is a request too, whose scope ends before its answer
+    // goes out: a scrape sees every earlier request's scope ended, and its
+    // own live.
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    let mut pause = Duration::from_millis(1);
+    let (scrape, before_it) = loop {
+        let response = client.get("/metrics").await.unwrap();
+        assert_eq!(response.status, 200);
+        assert_eq!(
+            response.content_type.as_deref(),
+            Some("text/plain; version=0.0.4; charset=utf-8")
+        );
+        let before_it = made;
+        made += 1;
+        let values = parse_metrics(&response.body);
+        let value = |series: &str| values.get(series).copied();
+        if value("leakfree_leaked_tasks_total") == Some(1)
+            && value("leakfree_live_tracked_tasks") == Some(0)
+            && value("leakfree_live_scopes") == Some(1)
+        {
+            break (response.body, before_it);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no verdict on the leaky request in the scrape:\n{}\nservice log:\n{}",
+            response.body,
+            service.log()
+        );
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(20));
+    };
+
+    let panics = u64::from(cfg!(debug_assertions));
+    let expected = [
+        ("leakfree_scopes_ended_total", before_it),
+        ("leakfree_scopes_with_leaks_total", 1),
+        ("leakfree_leaked_tasks_total", 1),
+        (leaky_site_series().as_str(), 1),
+        ("leakfree_zombie_tasks_total", 0),
+        ("leakfree_unobserved_panics_total", 0),
+        ("leakfree_live_scopes", 1),
+        ("leakfree_live_tracked_tasks", 0),
+        ("service_requests_total", before_it + 1),
+        ("service_request_panics_total", panics),
+    ]
+    .map(|(series, value)| (series.to_owned(), value));
+    for (series, value) in &expected {
+        assert_eq!(
+            scrape_line(&scrape, series),
+            format!("{series} {value}"),
+            "{scrape}"
+        );
+    }
+    // One leaking site: the by-site counter has no other series.
+    let sites = scrape
+        .lines()
+        .filter(|line| line.starts_with("leakfree_leaked_tasks_by_site_total{"))
+        .count();
+    assert_eq!(sites, 1, "{scrape}");
+    for (name, kind) in [
+        ("leakfree_scopes_ended_total", "counter"),
+        ("leakfree_leaked_tasks_by_site_total", "counter"),
+        ("leakfree_live_tracked_tasks", "gauge"),
+        ("service_requests_total", "counter"),
+    ] {
+        assert!(
+            scrape.contains(&format!("# TYPE {name} {kind}\n")),
+            "{scrape}"
+        );
+        assert!(scrape.contains(&format!("# HELP {name} ")), "{scrape}");
+    }
+    drop(client);
 }
 
 // ---------------------------------------------------------------------------

@@ -25,7 +25,8 @@ leakfree_runtime::tower::LeakCheckLayer on the router):
   GET /leaky          starts a task that outlives the request (the leak)
   GET /fixed          the same task, stopped when the request ends
   GET /debug/tasks    leakfree's live scopes and tasks
-  GET /metrics        leakfree's counters, Prometheus text format
+  GET /metrics        leakfree's counters and gauges and the server's own
+                      (the metrics facade, rendered by a Prometheus recorder)
 
 A leaky request panics with leakfree's report in a debug build (the server
 logs it, answers 500 and goes on) and is logged in a release build
@@ -80,6 +81,9 @@ async fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(true)
         .init();
+    // The metrics recorder before any request's scope can end: leakfree
+    // counts into the recorder installed when each verdict is reached.
+    service::install_metrics();
     match parse_args(std::env::args().skip(1)) {
         Ok(Command::Help) => {
             println!("{USAGE}");
