@@ -419,3 +419,60 @@ fn write_timeout(f: &mut fmt::Formatter<'_>, timeout: &Timeout) -> fmt::Result {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{package_relative, waits_on};
+
+    #[test]
+    fn a_dependency_site_is_shown_from_its_package_directory() {
+        assert_eq!(
+            package_relative(
+                "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/hyper-util-0.1.10/src/client/legacy/pool.rs"
+            ),
+            "hyper-util-0.1.10/src/client/legacy/pool.rs"
+        );
+        assert_eq!(
+            package_relative("/home/me/.cargo/git/checkouts/bb8-4f1c2a/9d3e1f0/bb8/src/inner.rs"),
+            "bb8-4f1c2a/9d3e1f0/bb8/src/inner.rs"
+        );
+        assert_eq!(
+            package_relative("tests/tests/attribute.rs"),
+            "tests/tests/attribute.rs",
+            "a workspace path stays as rustc wrote it"
+        );
+    }
+
+    #[test]
+    fn the_innermost_library_call_says_what_a_task_waits_on() {
+        let stack = |call: &str| vec!["app::run at src/main.rs:3:9".to_owned(), call.to_owned()];
+        assert_eq!(
+            waits_on(&stack("tokio::time::sleep::Sleep::poll")).as_deref(),
+            Some("a timer: tokio::time::sleep::Sleep::poll")
+        );
+        assert_eq!(
+            waits_on(&stack("tokio::sync::mpsc::bounded::Receiver<T>::recv")).as_deref(),
+            Some("a channel or lock (tokio::sync): tokio::sync::mpsc::bounded::Receiver<T>::recv")
+        );
+        assert_eq!(
+            waits_on(&stack("tokio::net::tcp::stream::TcpStream::read")).as_deref(),
+            Some("I/O: tokio::net::tcp::stream::TcpStream::read")
+        );
+        assert_eq!(
+            waits_on(&stack("tokio::runtime::task::join::JoinHandle<T>::poll")).as_deref(),
+            Some("another task: tokio::runtime::task::join::JoinHandle<T>::poll")
+        );
+        assert_eq!(
+            waits_on(&stack("futures_channel::oneshot::Receiver<T>::poll")).as_deref(),
+            Some("a future outside tokio: futures_channel::oneshot::Receiver<T>::poll")
+        );
+        assert_eq!(waits_on(&[]), None);
+        assert_eq!(
+            waits_on(&[
+                "no tokio await point: it awaits a future outside tokio (or none at all)"
+                    .to_owned()
+            ]),
+            None
+        );
+    }
+}
