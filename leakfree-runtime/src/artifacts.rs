@@ -4,7 +4,7 @@
 //! When the variable is set (and not empty), every scope whose report a
 //! policy acts on ([`Scope::run`](crate::Scope::run): the attribute, the
 //! tower layer, detached and dropped scopes) and is not clean writes one
-//! JSON file there, in the shape of [`report::json`](crate::report::json)
+//! JSON file there, in the shape `report::json` documents
 //! (feature `serde`), named from the scope's name, the time, the process
 //! and a counter:
 //!
