@@ -10,7 +10,7 @@
 //!   agree on everything counted since the recorder was installed. Nothing
 //!   is published per spawn or per poll: only here, and in the gauges that
 //!   `leakfree_runtime::metrics::publish_gauges` sets when it is called.
-//! - The by-site counter has at most [`facade::SITE_LABEL_LIMIT`] distinct
+//! - The by-site counter has at most `metrics::SITE_LABEL_LIMIT` distinct
 //!   `site` values plus the reserved `other` and `untracked`, for the life of
 //!   the process; the sum over its sites equals the leaked-tasks counter.
 
