@@ -6,14 +6,16 @@ For each `NAME@VERSION` this script
 1. fetches the crate's published source through cargo (a throwaway project
    depending on `NAME = "=VERSION"`, `cargo fetch`) and copies it out of
    cargo's registry cache;
-2. makes it buildable standalone (`[workspace]`) and adds leakfree-runtime
-   from this repository as a dev-dependency;
-3. makes an annotated copy: `#[::leakfree_runtime::leak_checked]` on the line
-   above every `#[tokio::test]` / `#[tokio::test(...)]` attribute in
-   `tests/**/*.rs` and `src/**/*.rs` (comments and `#[ignore]`d tests are left
-   as they are);
-4. runs `cargo test --tests --no-fail-fast` (no doctests) on the plain copy and
-   then on the annotated one, in each build:
+2. makes it buildable standalone (`[workspace]`), adds leakfree-runtime from
+   this repository as a dev-dependency, and adds a canary test that leaks a
+   plain `tokio::spawn` task on purpose (it must pass plain and be reported
+   annotated, or the run could not see leaks; `--no-canary` leaves it out);
+3. runs `cargo test --tests --no-fail-fast` (unit and integration tests, no
+   doctests) plain, then puts `#[::leakfree_runtime::leak_checked]` in front
+   of every `#[tokio::test]` / `#[tokio::test(...)]` attribute in
+   `tests/**/*.rs` and `src/**/*.rs` (on the attribute's line, so line numbers
+   stay the published ones; comments are left alone, `#[ignore]`d tests stay
+   ignored) and runs it again, in each build:
 
    | build      | RUSTFLAGS              | leakfree-runtime features |
    |------------|------------------------|---------------------------|
@@ -21,13 +23,13 @@ For each `NAME@VERSION` this script
    | `unstable` | `--cfg tokio_unstable` |                           |
    | `taskdump` | `--cfg tokio_unstable` | taskdump                  |
 
-   Plain and annotated runs of a build share one manifest and one target dir,
-   so they resolve the same versions with the same features: a difference
-   between the two runs is the attribute's doing.
-5. prints, per build, the tests annotated, the tests passing plain, the tests
-   failing only when annotated (with leakfree's report from the test output)
-   and the tests failing in both, and writes one JSON file per crate and build
-   to the output dir.
+   Plain and annotated runs of a build use one source dir, one manifest and
+   one target dir, so they resolve the same versions with the same features:
+   a difference between the two runs is the attribute's doing.
+4. prints, per build, the tests annotated, the tests passing plain, the tests
+   failing only when annotated (with leakfree's report from the test output,
+   and the spawn sites the reports name) and the tests failing in both, and
+   writes one JSON file per crate and build to the output dir.
 
 Exit status: 0 when every run happened (whatever the crates' tests did);
 1 with `--expect-clean` when a test fails only in the annotated run or the
