@@ -231,6 +231,27 @@ class Annotation:
     start_paused: bool = False
 
 
+def block_comment_depth(line: str, depth: int) -> int:
+    """The `/* */` nesting depth after `line` (line comments and the common
+    string cases are skipped; good enough for test files)."""
+    i, n = 0, len(line)
+    in_str = False
+    while i < n:
+        two = line[i:i + 2]
+        if depth == 0 and not in_str and two == "//":
+            break
+        if depth == 0 and line[i] == '"' and (i == 0 or line[i - 1] != "\\"):
+            in_str = not in_str
+        elif not in_str and two == "/*":
+            depth += 1
+            i += 1
+        elif not in_str and depth > 0 and two == "*/":
+            depth -= 1
+            i += 1
+        i += 1
+    return depth
+
+
 def annotate(root: Path) -> Annotation:
     """Puts the attribute above every `#[tokio::test...]` in tests/ and src/."""
     result = Annotation()
@@ -241,7 +262,13 @@ def annotate(root: Path) -> Annotation:
         lines = path.read_text().splitlines(keepends=True)
         out: list[str] = []
         changed = False
+        depth = 0  # inside /* ... */ (tests commented out that way stay so)
         for i, line in enumerate(lines):
+            starts_in_comment = depth > 0
+            depth = block_comment_depth(line, depth)
+            if starts_in_comment:
+                out.append(line)
+                continue
             m = TOKIO_TEST.match(line)
             if m:
                 prev = out[-1].strip() if out else ""
