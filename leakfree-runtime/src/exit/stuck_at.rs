@@ -140,7 +140,7 @@ fn trace_lines(trace: &Trace) -> Vec<String> {
     }
     if lines.is_empty() {
         lines.push(
-            "no tokio await point: it awaits a future outside tokio (or none at all)".to_owned(),
+            "no tokio await point recorded: it awaits a future outside tokio, a tokio future without a trace point (such as a socket's readiness), or one a combinator did not poll".to_owned(),
         );
     }
     lines

@@ -33,6 +33,7 @@ use std::sync::{Arc, LazyLock};
 use parking_lot::Mutex;
 use tokio::runtime::{Builder, Handle, Id, TaskMeta};
 
+#[derive(Debug)]
 pub(crate) struct Slot {
     runtime: Option<Id>,
     sequence: AtomicU64,
@@ -88,6 +89,7 @@ pub fn on_after_task_poll(_: &TaskMeta<'_>) {
 
 /// The current runtime's threads, other than the caller's own, that were
 /// inside a poll when sampled.
+#[derive(Debug)]
 pub(crate) struct PollSample(Vec<(Arc<Slot>, u64)>);
 
 pub(crate) fn sample() -> PollSample {

@@ -21,6 +21,6 @@ pub(crate) use group::group_tasks;
 pub(crate) use leak_report::UntrackedCount;
 pub use leak_report::{LeakReport, TaskPanic, Timeout};
 pub use task_info::{TaskInfo, TaskKind, TaskState};
-pub(crate) use text::{
-    FULL_VIEW_STEP, human_duration, package_relative, panic_message, panic_text, plural, site,
-};
+#[cfg(not(leakfree_taskdump))]
+pub(crate) use text::FULL_VIEW_STEP;
+pub(crate) use text::{human_duration, package_relative, panic_message, panic_text, plural, site};
