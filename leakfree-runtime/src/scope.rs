@@ -17,13 +17,15 @@ use std::future::{Future, poll_fn};
 use std::panic::{Location, resume_unwind};
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::artifacts;
-use crate::exit::{Baseline, Deadline, run_exit_protocol, timeout_snapshot, trace_poll};
+use crate::exit::{
+    Baseline, Deadline, finish_settled, run_exit_protocol, timeout_snapshot, trace_poll,
+};
 use crate::instrument::OwnSpawn;
 use crate::policy::{self, Policy};
 use crate::registry::context::{self, TaskContext};
@@ -237,7 +239,7 @@ impl ScopeBuilder {
 /// The cancellation token of the scope the caller runs in: cancelled when
 /// that scope ends. `None` outside any scope.
 pub fn current_token() -> Option<CancellationToken> {
-    context::current().map(|c| c.scope.token.clone())
+    context::current().map(|c| c.scope.token())
 }
 
 impl Scope {
@@ -270,7 +272,7 @@ impl Scope {
     /// The scope's cancellation token: cancelled when the scope ends, before
     /// its leftover tasks are aborted. A child of the enclosing scope's token.
     pub fn token(&self) -> CancellationToken {
-        self.shared.token.clone()
+        self.shared.token()
     }
 
     /// How many of the scope's tracked tasks are alive now.
@@ -434,34 +436,33 @@ impl Scope {
         }
     }
 
-    /// Ends the scope without making the caller wait. A scope whose tasks
-    /// are all gone (and that does not count untracked ones) needs no wait
-    /// at all: its exit protocol settles, judges and closes in one poll, made
-    /// here, on the caller's path. Any other scope hands the protocol to a
-    /// task of its own, as does a clean-looking one whose single poll finds a
-    /// task spawned into it meanwhile. With no runtime left, aborts
-    /// everything at once.
+    /// Ends the scope without making the caller wait. A settled scope (its
+    /// tasks all gone, not counting untracked ones) needs no wait at all: its
+    /// exit protocol runs here, on the caller's path, synchronously
+    /// ([`finish_settled`]). Any other scope hands the protocol to a task of
+    /// its own, as does a settled-looking one that a task started in
+    /// meanwhile. With no runtime left, aborts everything at once.
     fn finish_off_path(&mut self, timeout: Option<Timeout>) {
         self.finished = true;
         let shared = self.shared.clone();
         let baseline = self.baseline.take();
         let policy = self.policy.clone();
+        if baseline.is_none() {
+            // A settled scope ends here, on the caller's path, synchronously.
+            if let Some(report) = finish_settled(&shared, timeout.clone()) {
+                artifacts::keep(&report);
+                policy.act_off_path(&report);
+                return;
+            }
+        }
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
-                let settled =
-                    baseline.is_none() && shared.all_live() == 0 && shared.hooked_live() == 0;
-                let mut verdict = Box::pin(async move {
+                let _own = OwnSpawn::enter();
+                drop(handle.spawn(async move {
                     let report = run_exit_protocol(&shared, baseline.as_ref(), timeout).await;
                     artifacts::keep(&report);
                     policy.act_off_path(&report);
-                });
-                // Nothing else wakes this first poll: a pending protocol is
-                // polled again, with the task's own waker, by its task.
-                let mut cx = Context::from_waker(Waker::noop());
-                if !settled || verdict.as_mut().poll(&mut cx).is_pending() {
-                    let _own = OwnSpawn::enter();
-                    drop(handle.spawn(verdict));
-                }
+                }));
             }
             Err(_) => {
                 shared.close();

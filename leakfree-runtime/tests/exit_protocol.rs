@@ -139,6 +139,32 @@ async fn the_scope_token_is_cancelled_at_the_end() {
     assert!(token.is_cancelled());
 }
 
+/// The token is made only when asked for, and a nested scope's token is
+/// still a child of its parent's: the parent's end cancels it.
+#[tokio::test]
+async fn a_lazily_made_child_token_follows_its_parent() {
+    let parent = scope("parent").build();
+    let child = parent.enter(async { scope("child").build() }).await;
+    let child_token = child.token();
+    assert!(!child_token.is_cancelled());
+    let report = parent.finish().await;
+    assert!(report.is_clean(), "{report}");
+    assert!(child_token.is_cancelled(), "the parent's end cancels it");
+    drop(child);
+}
+
+/// A scope that ended without anyone asking for its token makes it, when
+/// asked later (here, through a child scope made before the end), cancelled.
+#[tokio::test]
+async fn a_token_first_made_after_the_close_is_born_cancelled() {
+    let parent = scope("parent").build();
+    let child = parent.enter(async { scope("child").build() }).await;
+    let report = parent.finish().await;
+    assert!(report.is_clean(), "{report}");
+    assert!(child.token().is_cancelled(), "made after its parent closed");
+    drop(child);
+}
+
 #[tokio::test]
 async fn ignored_tasks_are_let_out_of_the_scope() {
     let (handles, report) = scope("ignore")

@@ -10,8 +10,10 @@
 //!    are zombies.
 //! 4. Collect panics of tracked tasks that no `JoinHandle` observed.
 //!
-//! No step sleeps for a fixed time: a clean scope on a current-thread runtime
-//! returns without waiting at all.
+//! No step sleeps for a fixed time. A scope whose tasks are all gone when its
+//! body ends (and that does not count untracked tasks) is *settled*: its
+//! protocol runs synchronously, in [`finish_settled`], without waiting,
+//! registering a waiter or allocating; [`run_exit_protocol`] starts with it.
 
 use std::sync::Arc;
 
@@ -32,6 +34,11 @@ pub(crate) async fn run_exit_protocol(
     baseline: Option<&Baseline>,
     timeout: Option<Timeout>,
 ) -> LeakReport {
+    if baseline.is_none() {
+        if let Some(report) = finish_settled(scope, timeout.clone()) {
+            return report;
+        }
+    }
     let settings = &scope.settings;
     let polls_at_body_end: Option<PollSample> = settings.stuck_at.then(instrument::sample);
 
@@ -80,7 +87,45 @@ pub(crate) async fn run_exit_protocol(
         .map(|record| record.info(now))
         .collect();
 
-    // 4. Unobserved panics.
+    // The one place tracked records, hooked tasks and untracked counts meet.
+    let report = LeakReport::new(
+        &scope.name,
+        settings.grace,
+        scope.spawned_total(),
+        scope.ignored_total(),
+    )
+    .with_leaked(leaked, unabortable)
+    .with_untracked(untracked)
+    .with_enforcement(aborted, background_cancelled, zombies);
+    conclude(scope, report, timeout)
+}
+
+/// The whole protocol for a settled scope (no task of its own alive, none
+/// attributed by the spawn hook; the caller checks that it does not count
+/// untracked tasks): nothing to settle, no survivor to judge, close at once.
+/// `None` when the scope is not settled, or when a task started in it
+/// between the check and the close: the caller runs the full protocol then
+/// (whose close again is harmless).
+pub(crate) fn finish_settled(scope: &ScopeShared, timeout: Option<Timeout>) -> Option<LeakReport> {
+    let settled = |scope: &ScopeShared| scope.all_live() == 0 && scope.hooked_live() == 0;
+    if !settled(scope) {
+        return None;
+    }
+    let aborted = scope.close();
+    if aborted != 0 || !settled(scope) {
+        return None;
+    }
+    let report = LeakReport::new(
+        &scope.name,
+        scope.settings.grace,
+        scope.spawned_total(),
+        scope.ignored_total(),
+    );
+    Some(conclude(scope, report, timeout))
+}
+
+/// 4. Unobserved panics, and the verdict made final.
+fn conclude(scope: &ScopeShared, report: LeakReport, timeout: Option<Timeout>) -> LeakReport {
     let panics = scope
         .take_unobserved_panics()
         .into_iter()
@@ -94,19 +139,7 @@ pub(crate) async fn run_exit_protocol(
             )
         })
         .collect();
-
-    // The one place tracked records, hooked tasks and untracked counts meet.
-    let report = LeakReport::new(
-        &scope.name,
-        settings.grace,
-        scope.spawned_total(),
-        scope.ignored_total(),
-    )
-    .with_leaked(leaked, unabortable)
-    .with_untracked(untracked)
-    .with_enforcement(aborted, background_cancelled, zombies)
-    .with_panics(panics)
-    .with_timeout(timeout);
+    let report = report.with_panics(panics).with_timeout(timeout);
     scope.mark_ended();
     totals::count_verdict(&report);
     report

@@ -38,9 +38,15 @@ pub(crate) struct Totals {
 pub(super) fn count_verdict(report: &LeakReport) {
     SCOPES_ENDED.fetch_add(1, Ordering::Relaxed);
     let leaked = report.leaked().len() as u64 + report.untracked().unwrap_or(0) as u64;
-    LEAKS_FOUND.fetch_add(leaked, Ordering::Relaxed);
-    ZOMBIES_FOUND.fetch_add(report.zombies().len() as u64, Ordering::Relaxed);
-    PANICS_UNOBSERVED.fetch_add(report.panics().len() as u64, Ordering::Relaxed);
+    // Shared counters: a clean verdict touches only the one above.
+    let add = |counter: &AtomicU64, n: u64| {
+        if n != 0 {
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
+    };
+    add(&LEAKS_FOUND, leaked);
+    add(&ZOMBIES_FOUND, report.zombies().len() as u64);
+    add(&PANICS_UNOBSERVED, report.panics().len() as u64);
     if !report.is_clean() {
         SCOPES_WITH_LEAKS.fetch_add(1, Ordering::Relaxed);
     }

@@ -19,9 +19,14 @@
 //!
 //! - Every published scope is in the process's scope list (which the live
 //!   view reads) until its shared state is dropped, which removes it. The
-//!   list holds `Weak` references; [`live_scopes`] upgrades them under the
-//!   lock and returns them, so the last reference to a scope (whose drop
-//!   takes the lock to leave the list) is never dropped while it is held.
+//!   list holds `Weak` references; [`live_scopes`] upgrades them under a
+//!   shard's lock and returns them, so the last reference to a scope (whose
+//!   drop takes that lock to leave the list) is never dropped while it is
+//!   held.
+//! - The token exists only once asked for. `close` sets `closing` before it
+//!   looks for the token, and [`ScopeShared::token`] makes the token before
+//!   it looks at `closing`, each with a `SeqCst` fence in between: a token
+//!   made while the scope closes is cancelled by one of the two.
 //!
 //! # Deadlock safety
 //! Only one lock is taken at a time: the table lock is never held while
@@ -29,7 +34,7 @@
 //! the panics lock is independent.
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -59,8 +64,8 @@ pub(crate) struct Settings {
 
 impl Drop for ScopeShared {
     fn drop(&mut self) {
-        if let Some(key) = self.list_key.get() {
-            list_remove(*key);
+        if let Some(place) = self.list_key.get() {
+            list_remove(*place);
         }
     }
 }
@@ -132,13 +137,17 @@ pub(crate) struct PanickedTask {
 pub(crate) struct ScopeShared {
     pub(crate) name: Cow<'static, str>,
     pub(crate) settings: Settings,
-    pub(crate) token: CancellationToken,
+    /// Made at the first [`ScopeShared::token`] call (most scopes never
+    /// need one); a child of the parent scope's token.
+    token: OnceLock<CancellationToken>,
+    /// The enclosing scope, kept only to derive the token from its own.
+    parent: Option<Arc<ScopeShared>>,
     pub(crate) started: Instant,
     /// Set when the exit protocol has ended the scope (the live view stops
     /// listing it).
     ended: AtomicBool,
-    /// Key in the process's scope list, removed when this is dropped.
-    list_key: OnceLock<usize>,
+    /// Place in the process's scope list, removed when this is dropped.
+    list_key: OnceLock<ListKey>,
     /// The nearest scope (this one or an ancestor) that counts untracked
     /// tasks; it must also count this scope's tracked tasks as known.
     untracked_root: Option<Arc<ScopeShared>>,
@@ -168,14 +177,11 @@ impl ScopeShared {
         parent: Option<&Arc<ScopeShared>>,
     ) -> Self {
         let untracked_root = parent.and_then(|p| p.untracked_root());
-        let token = match parent {
-            Some(p) => p.token.child_token(),
-            None => CancellationToken::new(),
-        };
         ScopeShared {
             name,
             settings,
-            token,
+            token: OnceLock::new(),
+            parent: parent.cloned(),
             started: Instant::now(),
             ended: AtomicBool::new(false),
             list_key: OnceLock::new(),
@@ -197,6 +203,28 @@ impl ScopeShared {
     /// reads).
     pub(crate) fn publish(self: &Arc<Self>) {
         let _ = self.list_key.set(list_insert(self));
+    }
+
+    /// The scope's cancellation token, made now if it does not exist yet;
+    /// one made after the scope closed is cancelled at once.
+    pub(crate) fn token(&self) -> CancellationToken {
+        if let Some(token) = self.token.get() {
+            return token.clone();
+        }
+        let token = self
+            .token
+            .get_or_init(|| match &self.parent {
+                Some(parent) => parent.token().child_token(),
+                None => CancellationToken::new(),
+            })
+            .clone();
+        // Pairs with the fence in `close`: either the closer sees the token
+        // and cancels it, or this sees `closing` (see the invariants).
+        fence(Ordering::SeqCst);
+        if self.closing.load(Ordering::SeqCst) {
+            token.cancel();
+        }
+        token
     }
 
     pub(crate) fn mark_ended(&self) {
@@ -348,7 +376,15 @@ impl ScopeShared {
     /// cancelled and every live task is aborted. Returns how many were aborted.
     pub(crate) fn close(&self) -> usize {
         task::start_closing(&self.closing);
-        self.token.cancel();
+        fence(Ordering::SeqCst);
+        if let Some(token) = self.token.get() {
+            token.cancel();
+        }
+        if self.all_live() == 0 {
+            // A record registered after this load is aborted by its spawner,
+            // which sees `closing`.
+            return 0;
+        }
         let live = self.live_records();
         live.iter().filter(|record| record.abort()).count()
     }
@@ -360,6 +396,10 @@ impl ScopeShared {
         done: impl Fn(&Self) -> bool,
         deadline: tokio::time::Instant,
     ) -> bool {
+        if done(self) {
+            // Nothing to wait for: no waiter needs registering.
+            return true;
+        }
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
@@ -385,32 +425,66 @@ impl ScopeShared {
     }
 }
 
-// The process's scope list.
+// The process's scope list, in shards so that threads starting and ending
+// scopes at once (a server's workers, one scope per request) rarely take the
+// same lock. A thread always uses the shard it was given first; a scope
+// leaves the shard it entered, wherever it is dropped.
 
-static SCOPES: Mutex<Slab<Weak<ScopeShared>>> = Mutex::new(Slab::new());
+const SHARDS: usize = 8;
 
-/// Adds a scope to the list; returns its key for [`list_remove`].
-fn list_insert(scope: &Arc<ScopeShared>) -> usize {
+static SCOPES: [Mutex<Slab<Weak<ScopeShared>>>; SHARDS] =
+    [const { Mutex::new(Slab::new()) }; SHARDS];
+
+/// A scope's place in the list: its shard and its key there.
+#[derive(Debug, Clone, Copy)]
+struct ListKey {
+    shard: u8,
+    key: usize,
+}
+
+/// The shard this thread inserts into: threads are dealt shards in turn.
+fn own_shard() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    SHARD.try_with(|shard| *shard).unwrap_or(0)
+}
+
+/// Adds a scope to the list; returns its place for [`list_remove`].
+fn list_insert(scope: &Arc<ScopeShared>) -> ListKey {
     let weak = Arc::downgrade(scope);
-    SCOPES.lock().insert(weak)
+    let shard = own_shard();
+    let key = SCOPES[shard].lock().insert(weak);
+    ListKey {
+        shard: shard as u8,
+        key,
+    }
 }
 
 /// Removes a scope (its shared state is being dropped).
-fn list_remove(key: usize) {
-    let removed = SCOPES.lock().remove(key);
+fn list_remove(place: ListKey) {
+    let removed = SCOPES[usize::from(place.shard)].lock().remove(place.key);
     drop(removed);
 }
 
 /// The scopes alive now, in no particular order.
 pub(crate) fn live_scopes() -> Vec<Arc<ScopeShared>> {
-    let scopes = SCOPES.lock();
-    scopes.iter().filter_map(Weak::upgrade).collect()
-    // The lock is released before the caller drops any of these.
+    let mut live = Vec::new();
+    for shard in &SCOPES {
+        let scopes = shard.lock();
+        live.extend(scopes.iter().filter_map(Weak::upgrade));
+        // Each lock is released before the caller drops any of these.
+    }
+    live
 }
 
 /// Slots the list holds, used and free: bounded by the most scopes alive at
 /// once, however many have come and gone.
 #[cfg(test)]
 pub(crate) fn scope_list_slots() -> usize {
-    SCOPES.lock().capacity_used()
+    SCOPES
+        .iter()
+        .map(|shard| shard.lock().capacity_used())
+        .sum()
 }

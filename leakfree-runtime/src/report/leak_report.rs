@@ -2,6 +2,7 @@
 //! was cancelled, what would not die. Built once, by the exit protocol,
 //! through the constructors below.
 
+use std::borrow::Cow;
 use std::panic::Location;
 use std::time::Duration;
 
@@ -135,7 +136,9 @@ impl Timeout {
 /// cancelled, what would not die.
 #[derive(Debug, Clone)]
 pub struct LeakReport {
-    scope: String,
+    // Borrowed for the common `&'static str` names: a clean scope's verdict
+    // allocates nothing for it.
+    scope: Cow<'static, str>,
     grace: Duration,
     spawned: usize,
     leaked: Vec<TaskInfo>,
@@ -154,9 +157,14 @@ impl LeakReport {
     /// An empty verdict of the scope `scope`, which tracked `spawned` tasks
     /// and let `ignored` out through its filters; the exit protocol adds
     /// what it found with the `with_` methods below.
-    pub(crate) fn new(scope: &str, grace: Duration, spawned: usize, ignored: usize) -> LeakReport {
+    pub(crate) fn new(
+        scope: &Cow<'static, str>,
+        grace: Duration,
+        spawned: usize,
+        ignored: usize,
+    ) -> LeakReport {
         LeakReport {
-            scope: scope.to_owned(),
+            scope: scope.clone(),
             grace,
             spawned,
             leaked: Vec::new(),
