@@ -232,7 +232,7 @@ mod tests {
 
     fn leaky_report() -> LeakReport {
         let panic = TaskPanic::new(None, None, Location::caller(), "boom".into());
-        LeakReport::new(&"a scope".into(), Duration::ZERO, 0, 0).with_panics(vec![panic])
+        LeakReport::new("a scope".into(), Duration::ZERO, 0, 0).with_panics(vec![panic])
     }
 
     #[test]

@@ -89,7 +89,7 @@ pub(crate) async fn run_exit_protocol(
 
     // The one place tracked records, hooked tasks and untracked counts meet.
     let report = LeakReport::new(
-        &scope.name,
+        scope.name.clone(),
         settings.grace,
         scope.spawned_total(),
         scope.ignored_total(),
@@ -116,7 +116,7 @@ pub(crate) fn finish_settled(scope: &ScopeShared, timeout: Option<Timeout>) -> O
         return None;
     }
     let report = LeakReport::new(
-        &scope.name,
+        scope.name.clone(),
         scope.settings.grace,
         scope.spawned_total(),
         scope.ignored_total(),

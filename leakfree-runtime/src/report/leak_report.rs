@@ -158,13 +158,13 @@ impl LeakReport {
     /// and let `ignored` out through its filters; the exit protocol adds
     /// what it found with the `with_` methods below.
     pub(crate) fn new(
-        scope: &Cow<'static, str>,
+        scope: Cow<'static, str>,
         grace: Duration,
         spawned: usize,
         ignored: usize,
     ) -> LeakReport {
         LeakReport {
-            scope: scope.clone(),
+            scope,
             grace,
             spawned,
             leaked: Vec::new(),
