@@ -229,7 +229,9 @@ mod tests {
         assert_eq!(leaky, SCOPES.div_ceil(1000));
         assert_eq!(after.live_scopes, 0, "every scope left the live set");
         assert_eq!(after.live_tracked_tasks, 0, "every task left its scope");
-        assert_eq!(after.scopes_ended - before.scopes_ended, SCOPES as u64);
+        // At least: other unit tests (a few short scopes, long finished
+        // when this one ends) count theirs in the same process-wide total.
+        assert!(after.scopes_ended - before.scopes_ended >= SCOPES as u64);
         assert!(
             scope_list_slots() <= 64,
             "slots are reused: {} for {SCOPES} scopes",

@@ -209,6 +209,43 @@ async fn an_unobserved_panic_fails_the_scope_and_an_observed_one_does_not() {
     assert!(report.is_clean(), "{report}");
 }
 
+/// A handle given up with `into_tokio` can no longer tell whether the panic
+/// reached the owner, so the panic counts as observed: whether the task
+/// panicked before the handle was given up or after.
+#[tokio::test]
+async fn a_panic_behind_a_handle_given_up_counts_as_observed() {
+    let (joined, report) = Scope::new("given up before")
+        .run_and_report(async {
+            let (go_tx, go_rx) = oneshot::channel::<()>();
+            let handle = spawn(async move {
+                let _ = go_rx.await;
+                panic!("after into_tokio");
+            })
+            .into_tokio();
+            go_tx.send(()).unwrap();
+            handle.await
+        })
+        .await;
+    assert!(joined.unwrap_err().is_panic());
+    assert!(report.is_clean(), "{report}");
+
+    let (joined, report) = Scope::new("given up after")
+        .run_and_report(async {
+            let (done_tx, done_rx) = oneshot::channel::<()>();
+            let handle = spawn(async move {
+                let _done = done_tx;
+                panic!("before into_tokio");
+            });
+            let _ = done_rx.await;
+            // Panicked (the sender went with the unwinding task) and not
+            // joined yet.
+            handle.into_tokio()
+        })
+        .await;
+    assert!(report.is_clean(), "{report}");
+    assert!(joined.await.unwrap_err().is_panic());
+}
+
 #[tokio::test]
 async fn the_body_panic_survives_with_the_report_appended() {
     let outcome = tokio::spawn(async {

@@ -128,6 +128,8 @@ impl LiveCount {
 /// A tracked task that panicked, kept until the verdict.
 #[derive(Debug)]
 pub(crate) struct PanickedTask {
+    /// tokio's id of the task, by which its `JoinHandle` finds it.
+    id: Option<tokio::task::Id>,
     pub(crate) record: Arc<TaskRecord>,
     pub(crate) message: String,
 }
@@ -413,13 +415,28 @@ impl ScopeShared {
         }
     }
 
+    /// Keeps a tracked task's panic for the verdict; call from inside the
+    /// task (tokio's current task id is its id), before the panic continues.
     pub(crate) fn record_panic(&self, record: Arc<TaskRecord>, message: String) {
-        self.panics.lock().push(PanickedTask { record, message });
+        let id = tokio::task::try_id().or_else(|| record.id());
+        if let Some(id) = id {
+            task::panic_watch::watch(id, &record);
+        }
+        self.panics.lock().push(PanickedTask {
+            id,
+            record,
+            message,
+        });
     }
 
     /// Panics of tracked tasks that no `JoinHandle` handed to its owner.
     pub(crate) fn take_unobserved_panics(&self) -> Vec<PanickedTask> {
         let mut panics = std::mem::take(&mut *self.panics.lock());
+        for panicked in &panics {
+            if let Some(id) = panicked.id {
+                task::panic_watch::unwatch(id);
+            }
+        }
         panics.retain(|p| !p.record.panic_observed());
         panics
     }

@@ -27,7 +27,7 @@ use crate::instrument::OwnSpawn;
 use crate::registry::context::{self, TaskContext};
 use crate::registry::{Registration, ScopeShared};
 use crate::report::{TaskKind, panic_message};
-use crate::task::{Role, TaskRecord};
+use crate::task::{Role, TaskRecord, panic_watch};
 
 /// Spawns a task in the current scope; a drop-in for [`tokio::spawn`].
 ///
@@ -105,9 +105,9 @@ where
 {
     let location = Location::caller();
     match place(None, None, Role::Regular, TaskKind::Async, location) {
-        Placement::Outside => JoinHandle::new(tokio::task::spawn_local(future), None),
+        Placement::Outside => JoinHandle::new(tokio::task::spawn_local(future), false),
         Placement::Ignored(scope) => {
-            JoinHandle::new(tokio::task::spawn_local(Ignored::new(future, scope)), None)
+            JoinHandle::new(tokio::task::spawn_local(Ignored::new(future, scope)), false)
         }
         Placement::Tracked {
             context,
@@ -118,7 +118,7 @@ where
             let handle =
                 tokio::task::spawn_local(Tracked::new(future, context, record.clone(), key));
             Placement::attach(explicit.as_deref(), &record, handle.abort_handle());
-            JoinHandle::new(handle, Some(&record))
+            JoinHandle::new(handle, true)
         }
     }
 }
@@ -205,9 +205,9 @@ where
     F::Output: Send + 'static,
 {
     match place(context, name, role, TaskKind::Async, location) {
-        Placement::Outside => JoinHandle::new(tokio_spawn(name, future), None),
+        Placement::Outside => JoinHandle::new(tokio_spawn(name, future), false),
         Placement::Ignored(scope) => {
-            JoinHandle::new(tokio_spawn(name, Ignored::new(future, scope)), None)
+            JoinHandle::new(tokio_spawn(name, Ignored::new(future, scope)), false)
         }
         Placement::Tracked {
             context,
@@ -217,7 +217,7 @@ where
         } => {
             let handle = tokio_spawn(name, Tracked::new(future, context, record.clone(), key));
             Placement::attach(explicit.as_deref(), &record, handle.abort_handle());
-            JoinHandle::new(handle, Some(&record))
+            JoinHandle::new(handle, true)
         }
     }
 }
@@ -233,7 +233,7 @@ where
     R: Send + 'static,
 {
     match place(context, None, Role::Regular, TaskKind::Blocking, location) {
-        Placement::Outside => JoinHandle::new(tokio::task::spawn_blocking(function), None),
+        Placement::Outside => JoinHandle::new(tokio::task::spawn_blocking(function), false),
         Placement::Ignored(scope) => {
             scope.ignored_task_started(TaskKind::Blocking);
             let ended = IgnoredBlocking(scope);
@@ -241,7 +241,7 @@ where
                 let _ended = ended;
                 function()
             });
-            JoinHandle::new(handle, None)
+            JoinHandle::new(handle, false)
         }
         Placement::Tracked {
             context,
@@ -261,7 +261,10 @@ where
                 let result =
                     context::enter(&mut context, || catch_unwind(AssertUnwindSafe(function)));
                 match result {
-                    Ok(value) => value,
+                    Ok(value) => {
+                        panic_watch::task_ended(&task_record);
+                        value
+                    }
                     Err(payload) => {
                         registration
                             .scope
@@ -271,7 +274,7 @@ where
                 }
             });
             scope.attach(&record, handle.abort_handle());
-            JoinHandle::new(handle, Some(&record))
+            JoinHandle::new(handle, true)
         }
     }
 }

@@ -4,12 +4,11 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 
 use tokio::task::{AbortHandle, Id, JoinError};
 
-use crate::task::TaskRecord;
+use crate::task::panic_watch;
 
 /// An owned permission to join a task spawned by leakfree: the same methods
 /// as [`tokio::task::JoinHandle`], and awaiting it gives the same result.
@@ -20,17 +19,14 @@ use crate::task::TaskRecord;
 /// knowledge (the panic then counts as observed).
 pub struct JoinHandle<T> {
     inner: tokio::task::JoinHandle<T>,
-    // Weak: a strong reference would count as a held waker (see
-    // [`TaskRecord`]).
-    record: Option<Weak<TaskRecord>>,
+    /// Whether the task is tracked (its panic is then looked up by id, see
+    /// `task::panic_watch`: the handle holds no reference to the record).
+    tracked: bool,
 }
 
 impl<T> JoinHandle<T> {
-    pub(crate) fn new(inner: tokio::task::JoinHandle<T>, record: Option<&Arc<TaskRecord>>) -> Self {
-        JoinHandle {
-            inner,
-            record: record.map(Arc::downgrade),
-        }
+    pub(crate) fn new(inner: tokio::task::JoinHandle<T>, tracked: bool) -> Self {
+        JoinHandle { inner, tracked }
     }
 
     /// Aborts the task (see [`tokio::task::JoinHandle::abort`]).
@@ -56,15 +52,10 @@ impl<T> JoinHandle<T> {
     /// The underlying tokio handle. A panic of the task then counts as
     /// observed, since leakfree can no longer see whether it is.
     pub fn into_tokio(self) -> tokio::task::JoinHandle<T> {
-        self.mark_observed();
-        self.inner
-    }
-
-    fn mark_observed(&self) {
-        // A panicked task's record is kept alive by its scope's panic list.
-        if let Some(record) = self.record.as_ref().and_then(Weak::upgrade) {
-            record.mark_panic_observed();
+        if self.tracked {
+            panic_watch::waive(self.inner.id());
         }
+        self.inner
     }
 }
 
@@ -74,8 +65,8 @@ impl<T> Future for JoinHandle<T> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let result = Pin::new(&mut self.inner).poll(cx);
         if let Poll::Ready(Err(error)) = &result {
-            if error.is_panic() {
-                self.mark_observed();
+            if error.is_panic() && self.tracked {
+                panic_watch::observed(error.id());
             }
         }
         result
@@ -86,7 +77,7 @@ impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinHandle")
             .field("id", &self.inner.id())
-            .field("tracked", &self.record.is_some())
+            .field("tracked", &self.tracked)
             .finish()
     }
 }

@@ -13,21 +13,22 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
 use crate::registry::ScopeShared;
 use crate::registry::context::{self, TaskContext};
 use crate::report::{TaskKind, panic_message};
-use crate::task::{TaskRecord, WakerIdentity};
+use crate::task::{TaskRecord, panic_watch};
 
 pin_project! {
     /// A tracked task's future.
     ///
-    /// Holds one reference to its scope (in `context`) and two to its record
-    /// (`record` and `waker`, see [`TaskRecord`]): nothing else, so the spawn and
-    /// the end of a task cost as few reference-count updates as they can.
+    /// Holds one reference to its scope (in `context`) and one to its record
+    /// (see [`TaskRecord`]), whose waker each poll borrows: nothing else, so
+    /// the spawn and the end of a task cost as few reference-count updates
+    /// as they can.
     pub(crate) struct Tracked<F> {
         // `None` once dropped in place by `PinnedDrop`.
         #[pin]
@@ -38,10 +39,6 @@ pin_project! {
         // The task's place in its scope's table.
         key: usize,
         record: Arc<TaskRecord>,
-        // Made from `record`: the waker the future is polled with.
-        waker: Waker,
-        // tokio's waker of the previous poll, by identity.
-        runtime_waker: WakerIdentity,
     }
 
     impl<F> PinnedDrop for Tracked<F> {
@@ -59,6 +56,7 @@ pin_project! {
             if let Some(context) = this.context.as_ref() {
                 context.scope.deregister(*this.key, this.record.kind);
             }
+            panic_watch::task_ended(this.record);
             if let Err(payload) = dropped {
                 resume_unwind(payload);
             }
@@ -68,14 +66,11 @@ pin_project! {
 
 impl<F> Tracked<F> {
     pub(crate) fn new(inner: F, context: TaskContext, record: Arc<TaskRecord>, key: usize) -> Self {
-        let waker = Waker::from(record.clone());
         Tracked {
             inner: Some(inner),
             context: Some(context),
             key,
             record,
-            waker,
-            runtime_waker: WakerIdentity::default(),
         }
     }
 }
@@ -87,9 +82,11 @@ impl<F: Future> Future for Tracked<F> {
         let this = self.project();
         // Marks the poll before clearing `woken` (see [`TaskRecord`]): a verdict
         // taken in between must not see an idle, unwoken task with no waker.
-        let new_waker = this.runtime_waker.changed(cx.waker());
-        this.record.begin_poll(true, new_waker);
-        let mut probe_cx = Context::from_waker(this.waker);
+        this.record.begin_poll(true, Some(cx.waker()));
+        // The record is the waker; borrowed, it adds no reference (a clone
+        // the inner future keeps does).
+        let waker = futures_task::waker_ref(this.record);
+        let mut probe_cx = Context::from_waker(&waker);
         let inner = this
             .inner
             .as_pin_mut()
@@ -338,6 +335,31 @@ mod tests {
             "the new poller's waker"
         );
         assert_eq!(record.state(), TaskState::Scheduled);
+    }
+
+    /// The poll borrows the record's waker; a clone the future keeps owns
+    /// a reference of its own, so it can outlive the task (and be woken and
+    /// dropped after it) without reaching a freed record.
+    #[test]
+    fn a_waker_clone_outlives_its_task() {
+        let slot: Arc<Mutex<Option<Waker>>> = Arc::default();
+        let stored = slot.clone();
+        let (future, record, scope) = tracked(poll_fn(move |cx| {
+            *stored.lock() = Some(cx.waker().clone());
+            Poll::<()>::Pending
+        }));
+        let weak = Arc::downgrade(&record);
+        drop(record);
+        let mut task = task::spawn(future);
+        assert_pending!(task.poll());
+        assert_eq!(weak.strong_count(), 2, "the wrapper's and the clone's");
+        drop(task);
+        assert_eq!(scope.all_live(), 0);
+        assert_eq!(weak.strong_count(), 1, "only the clone keeps the record");
+        let waker = slot.lock().take().unwrap();
+        waker.wake_by_ref();
+        drop(waker);
+        assert_eq!(weak.strong_count(), 0, "the last clone frees it");
     }
 
     #[test]

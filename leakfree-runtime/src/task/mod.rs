@@ -8,11 +8,15 @@
 //!   between a spawn and its scope's close) are the two lock-free cores. They
 //!   are written against `sync` only, so `tests/loom_wake_state.rs` and
 //!   `tests/loom_close.rs` compile the very same files against loom.
+//! - `panic_watch` is where a task's panic and its `JoinHandle` meet (the
+//!   handle holds no reference to the record).
 
 mod abort_slot;
+pub(crate) mod panic_watch;
 mod record;
+mod spawn_clock;
 mod sync;
 mod wake_state;
 
 pub(crate) use abort_slot::start_closing;
-pub(crate) use record::{Role, TaskRecord, WakerIdentity};
+pub(crate) use record::{Role, TaskRecord};

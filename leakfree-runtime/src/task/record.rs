@@ -2,11 +2,11 @@
 //! task can still be woken.
 //!
 //! Every tracked task is polled with leakfree's own waker: the task's
-//! [`TaskRecord`] itself (it implements [`Wake`]), which forwards to tokio's
-//! waker. One allocation per task holds both. The task wrapper keeps exactly
-//! [`WRAPPER_REFS`] strong references to the record (an `Arc` and the `Waker`
-//! made from it); the scope's table and the `JoinHandle` keep only `Weak`
-//! ones; a reader holds one while it looks. Every waker clone that a timer,
+//! [`TaskRecord`] itself (it implements [`ArcWake`]), which forwards to
+//! tokio's waker. One allocation per task holds both. The task wrapper keeps
+//! exactly [`WRAPPER_REFS`] strong reference to the record (an `Arc`, whose
+//! waker each poll borrows with `futures_task::waker_ref`, adding none); the
+//! scope's table and the `JoinHandle` keep only `Weak` ones; a reader holds one while it looks. Every waker clone that a timer,
 //! socket, channel or user future stores adds one. So between polls:
 //!
 //! - strong references above the wrapper's and the reader's: someone holds a
@@ -26,19 +26,21 @@
 
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock, OnceLock};
-use std::task::{Wake, Waker};
+use std::sync::{Arc, OnceLock};
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
+use futures_task::ArcWake;
 use parking_lot::Mutex;
 use tokio::task::{AbortHandle, Id};
 
 use super::abort_slot::{Abort, AbortSlot};
+use super::spawn_clock::SpawnInstant;
 use super::wake_state::{Observed, WakeState};
 use crate::report::{TaskInfo, TaskKind, TaskState};
 
 /// Strong references to a record that its task's wrapper holds.
-pub(crate) const WRAPPER_REFS: usize = 2;
+pub(crate) const WRAPPER_REFS: usize = 1;
 
 /// Strong references a reader of [`TaskRecord::state`] holds (its own).
 const READER_REFS: usize = 1;
@@ -110,7 +112,7 @@ impl TaskRecord {
     }
 
     pub(crate) fn age(&self, now: Instant) -> Duration {
-        now.saturating_duration_since(self.spawned_at.instant())
+        self.spawned_at.age(now)
     }
 
     /// The record as a report or the live view shows it.
@@ -138,14 +140,14 @@ impl TaskRecord {
     /// Marks the start of a poll (or of a blocking closure's run). The poll
     /// is made visible before `woken` is cleared (see the invariants);
     /// `forget_wakes` is true for a real poll, whose waker the wakes before
-    /// it were answered by. `new_waker` is `Some` when the poller sees a
-    /// waker different from the one of the previous poll (see
-    /// [`WakerIdentity`]): only then is it stored.
-    pub(crate) fn begin_poll(&self, forget_wakes: bool, new_waker: Option<&Waker>) {
+    /// it were answered by. `poller` is the waker the poll was given (`None`
+    /// for a blocking closure): stored only when it differs from the one
+    /// stored before (see [`RuntimeWaker`]).
+    pub(crate) fn begin_poll(&self, forget_wakes: bool, poller: Option<&Waker>) {
         self.wake_state.begin_poll(forget_wakes);
-        if let Some(runtime_waker) = new_waker {
+        if let Some(waker) = poller {
             self.runtime_waker
-                .set(runtime_waker, &self.runtime_waker_replaced);
+                .set_if_changed(waker, &self.runtime_waker_replaced);
         }
     }
 
@@ -178,25 +180,6 @@ impl TaskRecord {
     }
 }
 
-/// When a task was spawned, in 8 bytes: nanoseconds since a process-wide
-/// epoch taken at the first spawn (an `Instant` takes 16).
-#[derive(Debug, Clone, Copy)]
-struct SpawnInstant(u64);
-
-static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
-
-impl SpawnInstant {
-    fn now() -> SpawnInstant {
-        let epoch = *EPOCH;
-        // 2^64 ns is 584 years: the cast never truncates in practice.
-        SpawnInstant(Instant::now().saturating_duration_since(epoch).as_nanos() as u64)
-    }
-
-    fn instant(self) -> Instant {
-        *EPOCH + Duration::from_nanos(self.0)
-    }
-}
-
 /// The waker tokio polls a task with, which the record's wakes forward to.
 ///
 /// tokio gives a task the same waker at every poll, so the first one is kept
@@ -217,12 +200,23 @@ struct RuntimeWaker {
 }
 
 impl RuntimeWaker {
-    /// Called by the poller (one at a time) with a waker that differs from
-    /// the previous poll's.
-    fn set(&self, waker: &Waker, replaced: &AtomicBool) {
-        if self.first.get().is_none() && !replaced.load(Ordering::Relaxed) {
-            let _ = self.first.set(waker.clone());
-            return;
+    /// Called by the poller (one at a time) with the waker of its poll:
+    /// stores it unless it wakes the same task as the one stored (compared
+    /// by `Waker::will_wake`, no lock taken while the first one holds).
+    fn set_if_changed(&self, waker: &Waker, replaced: &AtomicBool) {
+        if !replaced.load(Ordering::Relaxed) {
+            match self.first.get() {
+                Some(first) if first.will_wake(waker) => return,
+                Some(_) => {}
+                None => {
+                    let _ = self.first.set(waker.clone());
+                    return;
+                }
+            }
+        } else if let Some(current) = self.current.lock().as_deref() {
+            if current.will_wake(waker) {
+                return;
+            }
         }
         // Store first, then flag: a wake that sees the flag finds the waker.
         *self.current.lock() = Some(Box::new(waker.clone()));
@@ -244,43 +238,18 @@ impl RuntimeWaker {
     }
 }
 
-/// Which waker a task was last polled with, by the addresses `Waker::will_wake`
-/// compares, kept by the task's poller so that an unchanged waker (tokio
-/// gives a task the same one every poll) costs no lock and no clone.
-#[derive(Debug, Default)]
-pub(crate) struct WakerIdentity(Option<(usize, usize)>);
-
-impl WakerIdentity {
-    /// The waker to store if `waker` is not the one seen last.
-    pub(crate) fn changed<'w>(&mut self, waker: &'w Waker) -> Option<&'w Waker> {
-        // Addresses only compared, never turned back into pointers.
-        let identity = (
-            waker.data() as usize,
-            std::ptr::from_ref(waker.vtable()) as usize,
-        );
-        if self.0 == Some(identity) {
-            None
-        } else {
-            self.0 = Some(identity);
-            Some(waker)
-        }
-    }
-}
-
 impl Abort for AbortHandle {
     fn abort(&self) {
         AbortHandle::abort(self);
     }
 }
 
-impl Wake for TaskRecord {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.wake_state.note_wake();
-        self.runtime_waker.wake(&self.runtime_waker_replaced);
+impl ArcWake for TaskRecord {
+    fn wake_by_ref(arc_self: &Arc<Self>) {
+        arc_self.wake_state.note_wake();
+        arc_self
+            .runtime_waker
+            .wake(&arc_self.runtime_waker_replaced);
     }
 }
 
