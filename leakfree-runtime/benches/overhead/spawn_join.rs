@@ -1,7 +1,9 @@
 //! 1. Spawn and join N trivial tasks: `tokio::spawn`, `JoinSet`,
 //!    `TaskTracker`, leakfree's tracked spawn inside a scope, and (built with
 //!    `--cfg tokio_unstable`) plain `tokio::spawn` inside a scope on a runtime
-//!    with leakfree's hooks installed.
+//!    with leakfree's hooks installed. And the tasks left to finish by the
+//!    scope's end (no per-task join), the peer of `TaskTracker`'s spawn,
+//!    close and wait.
 //!
 //! The leakfree rows include building and ending the scope: that is what a
 //! caller of the tracked spawn pays.
@@ -53,6 +55,9 @@ pub(crate) fn bench(c: &mut Criterion) {
             group.bench_function(BenchmarkId::new("leakfree_spawn", n), |b| {
                 b.iter_custom(|iters| time_rounds(&runtime, iters, move || leakfree_spawn(n)))
             });
+            group.bench_function(BenchmarkId::new("leakfree_scope_wait", n), |b| {
+                b.iter_custom(|iters| time_rounds(&runtime, iters, move || leakfree_scope_wait(n)))
+            });
             #[cfg(tokio_unstable)]
             group.bench_function(BenchmarkId::new("tokio_spawn_hooked", n), |b| {
                 b.iter_custom(|iters| time_rounds(&hooked, iters, move || tokio_spawn_hooked(n)))
@@ -95,6 +100,20 @@ async fn leakfree_spawn(n: usize) {
             let handles: Vec<_> = (0..n).map(|_| leakfree_runtime::spawn(async {})).collect();
             for handle in handles {
                 handle.await.expect("task");
+            }
+        })
+        .await;
+    assert!(report.is_clean());
+}
+
+/// The tasks are not joined: the scope's end waits for them (its settle
+/// step), as `TaskTracker::wait` does.
+async fn leakfree_scope_wait(n: usize) {
+    let ((), report) = Scope::builder("spawn_scope_wait")
+        .build()
+        .run_and_report(async move {
+            for _ in 0..n {
+                drop(leakfree_runtime::spawn(async {}));
             }
         })
         .await;

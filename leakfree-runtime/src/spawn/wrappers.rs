@@ -20,25 +20,27 @@ use pin_project_lite::pin_project;
 use crate::registry::ScopeShared;
 use crate::registry::context::{self, TaskContext};
 use crate::report::{TaskKind, panic_message};
-use crate::task::{TaskRecord, panic_watch};
+use crate::task::{Role, TaskRecord, panic_watch};
 
 pin_project! {
     /// A tracked task's future.
     ///
-    /// Holds one reference to its scope (in `context`) and one to its record
-    /// (see [`TaskRecord`]), whose waker each poll borrows: nothing else, so
-    /// the spawn and the end of a task cost as few reference-count updates
-    /// as they can.
+    /// Holds one reference to its scope and one to its record (see
+    /// [`TaskRecord`]), whose waker each poll borrows: nothing else, so the
+    /// spawn and the end of a task cost as few reference-count updates as
+    /// they can. 24 bytes beside the future (whether its context is
+    /// background work is its record's role): a trivial task's cell stays in
+    /// tokio's smallest size, 128 bytes.
     pub(crate) struct Tracked<F> {
         // `None` once dropped in place by `PinnedDrop`.
         #[pin]
         inner: Option<F>,
         // `None` only while moved into the thread-local during a poll or the
         // inner future's drop.
-        context: Option<TaskContext>,
-        // The task's place in its scope's table.
-        key: usize,
+        scope: Option<Arc<ScopeShared>>,
         record: Arc<TaskRecord>,
+        // The task's place in its scope's table.
+        key: u32,
     }
 
     impl<F> PinnedDrop for Tracked<F> {
@@ -50,11 +52,11 @@ pin_project! {
             // then does the task leave the table: the scope's live count
             // never reaches zero before those are registered.
             let mut inner = this.inner;
-            let dropped = catch_unwind(AssertUnwindSafe(|| {
-                context::enter(this.context, || inner.set(None))
-            }));
-            if let Some(context) = this.context.as_ref() {
-                context.scope.deregister(*this.key, this.record.kind);
+            let dropped = in_context(this.scope, this.record, || {
+                catch_unwind(AssertUnwindSafe(|| inner.set(None)))
+            });
+            if let Some(scope) = this.scope.as_ref() {
+                scope.deregister(*this.key as usize, this.record.kind);
             }
             panic_watch::task_ended(this.record);
             if let Err(payload) = dropped {
@@ -66,13 +68,31 @@ pin_project! {
 
 impl<F> Tracked<F> {
     pub(crate) fn new(inner: F, context: TaskContext, record: Arc<TaskRecord>, key: usize) -> Self {
+        debug_assert_eq!(context.background, record.role == Role::Background);
         Tracked {
             inner: Some(inner),
-            context: Some(context),
-            key,
+            scope: Some(context.scope),
             record,
+            key: u32::try_from(key).expect("fewer than 2^32 live tasks in one scope"),
         }
     }
+}
+
+/// Runs `f` with the task's context installed (its scope, and whether it is
+/// background work, which its record's role says); `f` must not unwind (the
+/// scope would not come back to `scope`).
+fn in_context<R>(
+    scope: &mut Option<Arc<ScopeShared>>,
+    record: &TaskRecord,
+    f: impl FnOnce() -> R,
+) -> R {
+    let mut context = scope.take().map(|scope| TaskContext {
+        scope,
+        background: record.role == Role::Background,
+    });
+    let result = context::enter(&mut context, f);
+    *scope = context.map(|context| context.scope);
+    result
 }
 
 impl<F: Future> Future for Tracked<F> {
@@ -91,17 +111,15 @@ impl<F: Future> Future for Tracked<F> {
             .inner
             .as_pin_mut()
             .expect("a tracked task is never polled after it is dropped");
-        let result = context::enter(this.context, || {
+        let result = in_context(this.scope, this.record, || {
             catch_unwind(AssertUnwindSafe(|| inner.poll(&mut probe_cx)))
         });
         this.record.end_poll();
         match result {
             Ok(poll) => poll,
             Err(payload) => {
-                if let Some(context) = this.context.as_ref() {
-                    context
-                        .scope
-                        .record_panic(this.record.clone(), panic_message(&*payload));
+                if let Some(scope) = this.scope.as_ref() {
+                    scope.record_panic(this.record.clone(), panic_message(&*payload));
                 }
                 resume_unwind(payload)
             }
