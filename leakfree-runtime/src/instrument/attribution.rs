@@ -37,6 +37,7 @@ use super::id_hash::{IdHasher, IdMap};
 use crate::registry::ScopeShared;
 use crate::registry::context;
 use crate::report::{TaskInfo, TaskKind};
+use crate::task::SpawnInstant;
 
 /// A task attributed by the spawn hook.
 struct Attribution {
@@ -44,7 +45,7 @@ struct Attribution {
     /// Let out of the scope by a location filter: counted as known, not judged.
     ignored: bool,
     location: &'static Location<'static>,
-    spawned_at: Instant,
+    spawned_at: SpawnInstant,
 }
 
 /// Shards of the attribution map, so that workers spawning and ending tasks
@@ -69,17 +70,13 @@ fn shard(id: Id) -> &'static Shard {
 pub(crate) struct HookedTask {
     id: Id,
     location: &'static Location<'static>,
-    spawned_at: Instant,
+    spawned_at: SpawnInstant,
 }
 
 impl HookedTask {
     /// The task as a report or the live view shows it.
     pub(crate) fn info(&self, now: Instant) -> TaskInfo {
-        TaskInfo::hooked(
-            self.id,
-            self.location,
-            now.saturating_duration_since(self.spawned_at),
-        )
+        TaskInfo::hooked(self.id, self.location, self.spawned_at.age(now))
     }
 }
 
@@ -145,10 +142,19 @@ pub fn on_task_spawn(meta: &TaskMeta<'_>) {
     if SPAWNING_OWN.try_with(Cell::get).unwrap_or(true) {
         return;
     }
-    let Some(scope) = spawning_scope() else {
-        return;
-    };
     let location = meta.spawned_at();
+    // Inside scoped work the scope is read in place (no reference taken but
+    // the map's `Weak`); else the parent task's attribution names it.
+    let attribution =
+        context::with_current(|current| current.map(|current| attribute(&current.scope, location)))
+            .or_else(|| spawning_scope_of_parent().map(|scope| attribute(&scope, location)));
+    if let Some(attribution) = attribution {
+        shard(meta.id()).lock().insert(meta.id(), attribution);
+    }
+}
+
+/// Counts a task spawned at `location` in `scope`, and what the map keeps.
+fn attribute(scope: &Arc<ScopeShared>, location: &'static Location<'static>) -> Attribution {
     let filters = &scope.settings.filters;
     let ignored = !scope.settings.judge_plain_spawns
         || (!filters.is_empty() && filters.ignores(None, location));
@@ -157,13 +163,12 @@ pub fn on_task_spawn(meta: &TaskMeta<'_>) {
     } else {
         scope.hooked_task_started();
     }
-    let attribution = Attribution {
-        scope: Arc::downgrade(&scope),
+    Attribution {
+        scope: Arc::downgrade(scope),
         ignored,
         location,
-        spawned_at: Instant::now(),
-    };
-    shard(meta.id()).lock().insert(meta.id(), attribution);
+        spawned_at: SpawnInstant::now(),
+    }
 }
 
 /// leakfree's terminate hook; call it from your own `on_task_terminate` if
@@ -182,11 +187,9 @@ pub fn on_task_terminate(meta: &TaskMeta<'_>) {
     }
 }
 
-/// The scope a `tokio::spawn` happening now belongs to.
-fn spawning_scope() -> Option<Arc<ScopeShared>> {
-    if let Some(context) = context::current() {
-        return Some(context.scope);
-    }
+/// The scope of a `tokio::spawn` made outside scoped work: its parent
+/// task's, when the parent was attributed by this hook.
+fn spawning_scope_of_parent() -> Option<Arc<ScopeShared>> {
     let parent = tokio::task::try_id()?;
     let attributions = shard(parent).lock();
     let attribution = attributions.get(&parent)?;

@@ -20,3 +20,4 @@ mod wake_state;
 
 pub(crate) use abort_slot::start_closing;
 pub(crate) use record::{Role, TaskRecord};
+pub(crate) use spawn_clock::SpawnInstant;
