@@ -309,10 +309,37 @@ impl Scope {
         self.finish_with(None).await
     }
 
-    async fn finish_with(mut self, timeout: Option<Timeout>) -> LeakReport {
-        let report = run_exit_protocol(&self.shared, self.baseline.as_ref(), timeout).await;
-        self.finished = true;
-        report
+    async fn finish_with(self, timeout: Option<Timeout>) -> LeakReport {
+        // Bound before the await, so that no report-sized temporary is
+        // kept across it.
+        let protocol = match self.end(timeout) {
+            Ok(report) => return report,
+            Err(protocol) => protocol,
+        };
+        protocol.await
+    }
+
+    /// Ends a settled scope at once (`Ok`); for any other, the exit
+    /// protocol to await, boxed (`Err`): its future, hundreds of bytes,
+    /// stays out of every future that runs a scope, which is moved at each
+    /// await, and is only made when there is something to wait for.
+    #[allow(clippy::type_complexity)]
+    fn end(
+        mut self,
+        mut timeout: Option<Timeout>,
+    ) -> Result<LeakReport, Pin<Box<dyn Future<Output = LeakReport> + Send>>> {
+        if self.baseline.is_none() {
+            if let Some(report) = finish_settled(&self.shared, &mut timeout) {
+                self.finished = true;
+                return Ok(report);
+            }
+        }
+        Err(Box::pin(async move {
+            let report = run_exit_protocol(&self.shared, self.baseline.as_ref(), timeout).await;
+            // Read by `Drop`, when the block ends.
+            self.mark_finished();
+            report
+        }))
     }
 
     /// Runs `body` in the scope, ends the scope, and acts on the report by
@@ -430,8 +457,9 @@ impl Scope {
         .await;
         match finished {
             Ok(outcome) => BodyOutcome::Finished(outcome),
+            // Boxed: the rare path's future stays out of the body's.
             Err(body_stuck_at) => BodyOutcome::TimedOut(
-                timeout_snapshot(&self.shared, &deadline, body_stuck_at).await,
+                Box::pin(timeout_snapshot(&self.shared, &deadline, body_stuck_at)).await,
             ),
         }
     }
@@ -442,19 +470,21 @@ impl Scope {
     /// ([`finish_settled`]). Any other scope hands the protocol to a task of
     /// its own, as does a settled-looking one that a task started in
     /// meanwhile. With no runtime left, aborts everything at once.
-    fn finish_off_path(&mut self, timeout: Option<Timeout>) {
+    fn finish_off_path(&mut self, mut timeout: Option<Timeout>) {
         self.finished = true;
-        let shared = self.shared.clone();
-        let baseline = self.baseline.take();
-        let policy = self.policy.clone();
-        if baseline.is_none() {
+        if self.baseline.is_none() {
             // A settled scope ends here, on the caller's path, synchronously.
-            if let Some(report) = finish_settled(&shared, timeout.clone()) {
-                artifacts::keep(&report);
-                policy.act_off_path(&report);
+            if let Some(report) = finish_settled(&self.shared, &mut timeout) {
+                if !report.is_clean() {
+                    artifacts::keep(&report);
+                    self.policy.act_off_path(&report);
+                }
                 return;
             }
         }
+        let shared = self.shared.clone();
+        let baseline = self.baseline.take();
+        let policy = self.policy.clone();
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
                 let _own = OwnSpawn::enter();
@@ -469,6 +499,10 @@ impl Scope {
                 shared.mark_ended();
             }
         }
+    }
+
+    fn mark_finished(&mut self) {
+        self.finished = true;
     }
 
     fn context(&self) -> TaskContext {

@@ -34,8 +34,9 @@ pub(crate) async fn run_exit_protocol(
     baseline: Option<&Baseline>,
     timeout: Option<Timeout>,
 ) -> LeakReport {
+    let mut timeout = timeout;
     if baseline.is_none() {
-        if let Some(report) = finish_settled(scope, timeout.clone()) {
+        if let Some(report) = finish_settled(scope, &mut timeout) {
             return report;
         }
     }
@@ -105,8 +106,11 @@ pub(crate) async fn run_exit_protocol(
 /// untracked tasks): nothing to settle, no survivor to judge, close at once.
 /// `None` when the scope is not settled, or when a task started in it
 /// between the check and the close: the caller runs the full protocol then
-/// (whose close again is harmless).
-pub(crate) fn finish_settled(scope: &ScopeShared, timeout: Option<Timeout>) -> Option<LeakReport> {
+/// (whose close again is harmless), with `timeout` left in place for it.
+pub(crate) fn finish_settled(
+    scope: &ScopeShared,
+    timeout: &mut Option<Timeout>,
+) -> Option<LeakReport> {
     let settled = |scope: &ScopeShared| scope.all_live() == 0 && scope.hooked_live() == 0;
     if !settled(scope) {
         return None;
@@ -121,7 +125,7 @@ pub(crate) fn finish_settled(scope: &ScopeShared, timeout: Option<Timeout>) -> O
         scope.spawned_total(),
         scope.ignored_total(),
     );
-    Some(conclude(scope, report, timeout))
+    Some(conclude(scope, report, timeout.take()))
 }
 
 /// 4. Unobserved panics, and the verdict made final.

@@ -1,16 +1,28 @@
 //! A slab: values in reusable slots, O(1) insert and remove by key, and
-//! iteration over the occupied slots. A slot is an `Option<T>`, so for the
-//! `Weak` references kept here it is one pointer wide.
+//! iteration over the occupied slots. Free slots form a list threaded
+//! through the slots themselves, so a slab is one vector: a scope's first
+//! task costs one allocation, not one per vector.
 //!
 //! # Invariant
 //! A key is either occupied or on the free list, never both; removing a key
-//! twice finds nothing the second time.
+//! twice finds nothing the second time. `free` is the head of the list
+//! ([`NONE`] when empty), and each vacant slot names the next.
+
+/// The end of the free list.
+const NONE: usize = usize::MAX;
+
+#[derive(Debug)]
+enum Entry<T> {
+    Occupied(T),
+    /// Free; the next free key.
+    Vacant(usize),
+}
 
 /// Values in reusable slots.
 #[derive(Debug)]
 pub(crate) struct Slab<T> {
-    slots: Vec<Option<T>>,
-    free: Vec<usize>,
+    slots: Vec<Entry<T>>,
+    free: usize,
 }
 
 impl<T> Default for Slab<T> {
@@ -24,19 +36,24 @@ impl<T> Slab<T> {
     pub(crate) const fn new() -> Self {
         Slab {
             slots: Vec::new(),
-            free: Vec::new(),
+            free: NONE,
         }
     }
 
     /// Stores `value`; returns its key (a freed one if there is one).
     pub(crate) fn insert(&mut self, value: T) -> usize {
-        match self.free.pop() {
-            Some(key) => {
-                self.slots[key] = Some(value);
+        let key = self.free;
+        match self.slots.get_mut(key) {
+            Some(slot) => {
+                let Entry::Vacant(next) = *slot else {
+                    unreachable!("the free list holds only vacant slots");
+                };
+                self.free = next;
+                *slot = Entry::Occupied(value);
                 key
             }
             None => {
-                self.slots.push(Some(value));
+                self.slots.push(Entry::Occupied(value));
                 self.slots.len() - 1
             }
         }
@@ -44,14 +61,23 @@ impl<T> Slab<T> {
 
     /// Takes the value out of `key`'s slot, if it holds one.
     pub(crate) fn remove(&mut self, key: usize) -> Option<T> {
-        let value = self.slots.get_mut(key)?.take()?;
-        self.free.push(key);
+        let slot = self.slots.get_mut(key)?;
+        if let Entry::Vacant(_) = slot {
+            return None;
+        }
+        let Entry::Occupied(value) = std::mem::replace(slot, Entry::Vacant(self.free)) else {
+            unreachable!("checked above");
+        };
+        self.free = key;
         Some(value)
     }
 
     /// The occupied slots' values, in key order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
-        self.slots.iter().flatten()
+        self.slots.iter().filter_map(|slot| match slot {
+            Entry::Occupied(value) => Some(value),
+            Entry::Vacant(_) => None,
+        })
     }
 
     /// Slots held, occupied and free: bounded by the most values stored at
@@ -79,5 +105,22 @@ mod tests {
         let c = slab.insert('c');
         assert_eq!(c, a, "freed key is reused");
         assert_eq!(slab.capacity_used(), 2);
+    }
+
+    #[test]
+    fn freed_keys_are_reused_last_freed_first_and_never_twice() {
+        let mut slab = Slab::new();
+        let keys: Vec<usize> = (0..5).map(|i| slab.insert(i)).collect();
+        assert_eq!(slab.remove(keys[1]), Some(1));
+        assert_eq!(slab.remove(keys[3]), Some(3));
+        assert_eq!(slab.remove(keys[3]), None);
+        assert_eq!(slab.insert(30), keys[3]);
+        assert_eq!(slab.insert(10), keys[1]);
+        assert_eq!(slab.insert(5), 5, "free list empty: a new slot");
+        assert_eq!(
+            slab.iter().copied().collect::<Vec<_>>(),
+            [0, 10, 2, 30, 4, 5]
+        );
+        assert_eq!(slab.remove(99), None, "a key never given out");
     }
 }

@@ -1,8 +1,7 @@
-//! A scope's table of task records: a [`Slab`] of `Weak` references, and
-//! each key's [`Role`] in a parallel vector of bytes, so a slot stays one
-//! pointer wide and removing a record never has to upgrade it. It holds
-//! `Weak` references only: a record's strong count is its task's wrapper
-//! plus its wakers (see [`TaskRecord`]).
+//! A scope's table of task records: a [`Slab`] of `Weak` references, each
+//! beside its [`Role`] (so removing a record never has to upgrade it), in
+//! one vector. It holds `Weak` references only: a record's strong count is
+//! its task's wrapper plus its wakers (see [`TaskRecord`]).
 
 use std::sync::Weak;
 
@@ -14,28 +13,20 @@ pub(crate) type Slot = (Weak<TaskRecord>, Role);
 
 #[derive(Debug, Default)]
 pub(crate) struct TaskTable {
-    records: Slab<Weak<TaskRecord>>,
-    /// `roles[key]` is the role of the record at `key`.
-    roles: Vec<Role>,
+    records: Slab<Slot>,
 }
 
 impl TaskTable {
-    pub(crate) fn insert(&mut self, (record, role): Slot) -> usize {
-        let key = self.records.insert(record);
-        match self.roles.get_mut(key) {
-            Some(slot) => *slot = role,
-            None => self.roles.push(role),
-        }
-        key
+    pub(crate) fn insert(&mut self, slot: Slot) -> usize {
+        self.records.insert(slot)
     }
 
     pub(crate) fn remove(&mut self, key: usize) -> Option<Slot> {
-        let record = self.records.remove(key)?;
-        Some((record, self.roles[key]))
+        self.records.remove(key)
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Weak<TaskRecord>> {
-        self.records.iter()
+        self.records.iter().map(|(record, _)| record)
     }
 }
 
