@@ -199,6 +199,13 @@ impl ScopeBuilder {
         self
     }
 
+    /// The same settings under another name.
+    #[cfg(feature = "tower")]
+    pub(crate) fn named(mut self, name: Cow<'static, str>) -> Self {
+        self.name = name;
+        self
+    }
+
     /// Creates the scope. Its parent is the scope the caller runs in, if any.
     ///
     /// # Panics

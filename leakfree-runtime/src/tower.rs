@@ -124,7 +124,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -150,7 +150,13 @@ pub struct MethodAndPath;
 
 impl<B> NameRequest<http::Request<B>> for MethodAndPath {
     fn name(&self, request: &http::Request<B>) -> Cow<'static, str> {
-        Cow::Owned(format!("{} {}", request.method(), request.uri().path()))
+        // Pushed rather than `format!`ed: this runs for every request.
+        let (method, path) = (request.method().as_str(), request.uri().path());
+        let mut name = String::with_capacity(method.len() + 1 + path.len());
+        name.push_str(method);
+        name.push(' ');
+        name.push_str(path);
+        Cow::Owned(name)
     }
 }
 
@@ -184,22 +190,29 @@ struct Settings {
     detach_verdict: bool,
     ignore_names: Vec<Cow<'static, str>>,
     ignore_locations: Vec<Cow<'static, str>>,
+    /// The scope builder all of the above make, made at the first request
+    /// (the settings no longer change once a layer has them) and cloned for
+    /// each one.
+    template: OnceLock<ScopeBuilder>,
 }
 
 impl Settings {
     fn scope(&self, name: Cow<'static, str>) -> Scope {
-        let mut builder: ScopeBuilder = Scope::builder(name)
-            .policy(self.policy.clone())
-            .grace(self.grace)
-            .abort_timeout(self.abort_timeout)
-            .detach_verdict(self.detach_verdict);
-        for glob in &self.ignore_names {
-            builder = builder.ignore_name(glob.clone());
-        }
-        for glob in &self.ignore_locations {
-            builder = builder.ignore_location(glob.clone());
-        }
-        builder.build()
+        let template = self.template.get_or_init(|| {
+            let mut builder: ScopeBuilder = Scope::builder("")
+                .policy(self.policy.clone())
+                .grace(self.grace)
+                .abort_timeout(self.abort_timeout)
+                .detach_verdict(self.detach_verdict);
+            for glob in &self.ignore_names {
+                builder = builder.ignore_name(glob.clone());
+            }
+            for glob in &self.ignore_locations {
+                builder = builder.ignore_location(glob.clone());
+            }
+            builder
+        });
+        template.clone().named(name).build()
     }
 }
 
@@ -225,6 +238,7 @@ impl Default for Settings {
             detach_verdict: true,
             ignore_names: Vec::new(),
             ignore_locations: Vec::new(),
+            template: OnceLock::new(),
         }
     }
 }
