@@ -15,4 +15,6 @@ mod table;
 pub(crate) use filter::Filters;
 #[cfg(test)]
 pub(crate) use scope_shared::scope_list_slots;
-pub(crate) use scope_shared::{Registration, ScopeShared, Settings, live_scopes};
+pub(crate) use scope_shared::{
+    Registration, SHARDS, ScopeShared, Settings, live_scopes, own_shard,
+};

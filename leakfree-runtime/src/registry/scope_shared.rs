@@ -447,7 +447,8 @@ impl ScopeShared {
 // same lock. A thread always uses the shard it was given first; a scope
 // leaves the shard it entered, wherever it is dropped.
 
-const SHARDS: usize = 8;
+/// Shards of the scope list (and of the count of ended scopes).
+pub(crate) const SHARDS: usize = 8;
 
 static SCOPES: [Mutex<Slab<Weak<ScopeShared>>>; SHARDS] =
     [const { Mutex::new(Slab::new()) }; SHARDS];
@@ -459,8 +460,8 @@ struct ListKey {
     key: usize,
 }
 
-/// The shard this thread inserts into: threads are dealt shards in turn.
-fn own_shard() -> usize {
+/// The shard this thread uses: threads are dealt shards in turn.
+pub(crate) fn own_shard() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
         static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
