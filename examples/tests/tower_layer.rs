@@ -322,6 +322,49 @@ async fn a_timeout_outside_the_layer_ends_the_scope_it_gives_up_on() {
     assert!(request.await.unwrap().is_err());
 }
 
+/// With the verdict on the call path (`detach_verdict(false)`) the layer
+/// runs `Scope::run`'s own future, boxed, instead of the in-place one: the
+/// response waits for the verdict, so the report is there when it arrives.
+#[tokio::test]
+async fn the_verdict_on_the_call_path_is_reached_before_the_response() {
+    let (builder, mut reported) = collecting();
+    let layer = builder.detach_verdict(false).build().unwrap();
+    let service = ServiceBuilder::new().layer(layer).service_fn(hyper_route);
+    let client = Client::new(serve_hyper(service).await);
+    assert_eq!(client.get("/clean").await.unwrap().body, "clean\n");
+    assert!(
+        reported.try_recv().is_err(),
+        "a clean request is never reported"
+    );
+    assert_eq!(client.get("/leaky").await.unwrap().body, "leaked\n");
+    let report = reported.try_recv().expect("reported before the response");
+    assert_eq!((report.scope.as_str(), report.leaked), ("GET /leaky", 1));
+}
+
+/// A handler that panics, behind the layer's in-place future: the panic
+/// reaches the caller (here tower's `oneshot`, then the test) unchanged,
+/// and the scope still ends, its task judged and cancelled.
+#[tokio::test]
+async fn a_panicking_handler_panics_through_and_its_scope_still_ends() {
+    use tower::{Layer, ServiceExt};
+    let (builder, mut reported) = collecting();
+    let service = builder
+        .build()
+        .unwrap()
+        .layer(tower::service_fn(|_: Request<()>| async {
+            drop(spawn(std::future::pending::<()>()));
+            panic!("handler exploded");
+            #[allow(unreachable_code)]
+            Ok::<(), Infallible>(())
+        }));
+    let call = tokio::spawn(service.oneshot(Request::get("/boom").body(()).unwrap()));
+    let panic = call.await.unwrap_err().into_panic();
+    assert_eq!(panic.downcast_ref::<&str>(), Some(&"handler exploded"));
+    let report = next_report(&mut reported).await;
+    assert_eq!((report.scope.as_str(), report.leaked), ("GET /boom", 1));
+    assert_eq!(report.aborted, 1, "{}", report.text);
+}
+
 #[test]
 fn a_bad_glob_is_an_error_at_construction() {
     let error = LeakCheckLayer::builder()

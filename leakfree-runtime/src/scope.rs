@@ -508,6 +508,23 @@ impl Scope {
         }
     }
 
+    /// Whether [`Scope::run`] would run the body in this scope, with the
+    /// verdict off the caller's path and no timeout: then all `run` does is
+    /// poll the body in the scope (`enter`, its panic caught) and then
+    /// [`Scope::end_off_path`]. The tower layer's response future does just
+    /// that, in place, instead of boxing `run`'s future.
+    #[cfg(feature = "tower")]
+    pub(crate) fn runs_detached_untimed(&self) -> bool {
+        self.detached && self.timeout.is_none() && !matches!(self.policy, Policy::Off)
+    }
+
+    /// Ends the scope off the caller's path: what a detached `run` does
+    /// once its body has returned or panicked.
+    #[cfg(feature = "tower")]
+    pub(crate) fn end_off_path(mut self) {
+        self.finish_off_path(None);
+    }
+
     fn mark_finished(&mut self) {
         self.finished = true;
     }

@@ -131,6 +131,9 @@ use std::time::Duration;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use pin_project_lite::pin_project;
+
+use crate::spawn::{CatchUnwind, Entered};
 use crate::{DEFAULT_ABORT_TIMEOUT, DEFAULT_GRACE, LeakReport, Policy, Scope, ScopeBuilder};
 
 /// Names the scope of one request.
@@ -490,7 +493,7 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = ResponseFuture<Result<S::Response, S::Error>>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -499,9 +502,7 @@ where
     fn call(&mut self, request: Request) -> Self::Future {
         let scope = self.settings.scope(self.name.name(&request));
         let response = self.inner.call(request);
-        ResponseFuture {
-            inner: Box::pin(scope.run(response)),
-        }
+        ResponseFuture::new(scope, response)
     }
 }
 
@@ -515,25 +516,81 @@ impl<S: fmt::Debug, N> fmt::Debug for LeakCheckService<S, N> {
     }
 }
 
-/// The response future of a [`LeakCheckService`]: the inner service's
-/// future, run in the request's scope. Dropping it ends the scope (its
-/// tasks are judged and cancelled off the caller's path).
-#[must_use = "futures do nothing unless polled"]
-pub struct ResponseFuture<T> {
-    inner: Pin<Box<dyn Future<Output = T> + Send>>,
-}
-
-impl<T> Future for ResponseFuture<T> {
-    type Output = T;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        self.inner.as_mut().poll(cx)
+pin_project! {
+    /// The response future of a [`LeakCheckService`]: the inner service's
+    /// future `F`, run in the request's scope. Dropping it ends the scope
+    /// (its tasks are judged and cancelled off the caller's path).
+    ///
+    /// With the layer's defaults (verdict off the path, no timeout) the
+    /// inner future sits in place, polled in the scope, and the scope ends
+    /// when it completes; any other settings run [`Scope::run`]'s own
+    /// future, boxed.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct ResponseFuture<F: Future> {
+        // `Some` in the in-place case until it completes.
+        #[pin]
+        body: Option<CatchUnwind<Entered<F>>>,
+        // Its scope, ended when `body` completes (or, if this is dropped
+        // first, by the scope's own drop, off the path as well).
+        scope: Option<Scope>,
+        // Every other case.
+        boxed: Option<Pin<Box<dyn Future<Output = F::Output> + Send>>>,
     }
 }
 
-impl<T> fmt::Debug for ResponseFuture<T> {
+impl<F> ResponseFuture<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn new(scope: Scope, response: F) -> Self {
+        if scope.runs_detached_untimed() {
+            let body = CatchUnwind::new(scope.enter(response));
+            ResponseFuture {
+                body: Some(body),
+                scope: Some(scope),
+                boxed: None,
+            }
+        } else {
+            ResponseFuture {
+                body: None,
+                scope: None,
+                boxed: Some(Box::pin(scope.run(response))),
+            }
+        }
+    }
+}
+
+impl<F: Future> Future for ResponseFuture<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let mut this = self.project();
+        if let Some(boxed) = this.boxed.as_mut() {
+            return boxed.as_mut().poll(cx);
+        }
+        let body = this
+            .body
+            .as_mut()
+            .as_pin_mut()
+            .expect("a response future is not polled after it completed");
+        let outcome = std::task::ready!(body.poll(cx));
+        this.body.set(None);
+        if let Some(scope) = this.scope.take() {
+            scope.end_off_path();
+        }
+        match outcome {
+            Ok(response) => Poll::Ready(response),
+            Err(payload) => std::panic::resume_unwind(payload),
+        }
+    }
+}
+
+impl<F: Future> fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+        f.debug_struct("ResponseFuture")
+            .field("in_place", &self.boxed.is_none())
+            .finish_non_exhaustive()
     }
 }
 

@@ -107,9 +107,12 @@ async fn leakfree_spawn(n: usize) {
 }
 
 /// The tasks are not joined: the scope's end waits for them (its settle
-/// step), as `TaskTracker::wait` does.
+/// step), as `TaskTracker::wait` does. The grace is only the bound of that
+/// wait (woken when the last task ends), set far above what 1M tasks take,
+/// since `TaskTracker::wait` has none.
 async fn leakfree_scope_wait(n: usize) {
     let ((), report) = Scope::builder("spawn_scope_wait")
+        .grace(Duration::from_secs(120))
         .build()
         .run_and_report(async move {
             for _ in 0..n {

@@ -184,14 +184,16 @@ impl TaskRecord {
 ///
 /// tokio gives a task the same waker at every poll, so the first one is kept
 /// in a `OnceLock` and a wake reads it with one acquire load: no lock, no
-/// clone. A poll with a different waker (an executor other than tokio's, or
-/// a future polled by hand) moves it to `current`, behind a lock, for good,
-/// and sets the `replaced` flag the record keeps beside it.
+/// clone; each poll only compares its waker with it (`Waker::will_wake`). A
+/// poll with a different waker (an executor other than tokio's, or a future
+/// polled by hand) moves it to `current`, behind a lock, for good, and sets
+/// the `replaced` flag the record keeps beside it; from then on polls
+/// compare under that lock.
 ///
 /// # Invariant
 /// A wake can only come from a waker the task handed out during a poll,
-/// after that poll's `set`: a wake never finds the slot empty unless the
-/// task was never polled.
+/// after that poll's `set_if_changed`: a wake never finds the slot empty
+/// unless the task was never polled.
 #[derive(Debug, Default)]
 struct RuntimeWaker {
     first: OnceLock<Waker>,
