@@ -64,6 +64,7 @@
 //! can take task dumps: `tokio_unstable`, the `taskdump` feature, Linux).
 
 mod artifacts;
+mod detached_run;
 mod duration;
 mod exit;
 pub mod hooks;

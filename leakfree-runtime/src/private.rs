@@ -10,6 +10,7 @@
 
 use std::future::Future;
 
+use crate::detached_run::DetachedRun;
 use crate::duration;
 pub use crate::policy::Policy;
 pub use crate::runtime::{Flavor, RuntimeOptions};
@@ -51,7 +52,12 @@ pub fn service_scope_for(name: &'static str, debug_assertions: bool) -> ScopeBui
 /// The wrapping form: the body of an `async fn` that already runs on a runtime
 /// (`#[tokio::main]`, or any caller).
 pub async fn run_scoped<F: Future>(scope: ScopeBuilder, body: F) -> Checked<F::Output> {
-    scope.build().run_checked(body).await
+    let scope = scope.build();
+    if scope.runs_detached_untimed() {
+        // A release build's service scope: in place, as the tower layer.
+        return Checked::passed(DetachedRun::new(scope, body).await);
+    }
+    scope.run_checked(body).await
 }
 
 /// The self-contained test form: builds the runtime, runs the body in a scope,

@@ -511,16 +511,14 @@ impl Scope {
     /// Whether [`Scope::run`] would run the body in this scope, with the
     /// verdict off the caller's path and no timeout: then all `run` does is
     /// poll the body in the scope (`enter`, its panic caught) and then
-    /// [`Scope::end_off_path`]. The tower layer's response future does just
-    /// that, in place, instead of boxing `run`'s future.
-    #[cfg(feature = "tower")]
+    /// [`Scope::end_off_path`], which [`DetachedRun`](crate::detached_run::DetachedRun)
+    /// does in place.
     pub(crate) fn runs_detached_untimed(&self) -> bool {
         self.detached && self.timeout.is_none() && !matches!(self.policy, Policy::Off)
     }
 
     /// Ends the scope off the caller's path: what a detached `run` does
     /// once its body has returned or panicked.
-    #[cfg(feature = "tower")]
     pub(crate) fn end_off_path(mut self) {
         self.finish_off_path(None);
     }
@@ -576,7 +574,7 @@ pub struct Checked<T> {
 }
 
 impl<T> Checked<T> {
-    fn passed(value: T) -> Self {
+    pub(crate) fn passed(value: T) -> Self {
         Checked {
             value: Some(value),
             failure: None,

@@ -133,7 +133,7 @@ use tower_service::Service;
 
 use pin_project_lite::pin_project;
 
-use crate::spawn::{CatchUnwind, Entered};
+use crate::detached_run::DetachedRun;
 use crate::{DEFAULT_ABORT_TIMEOUT, DEFAULT_GRACE, LeakReport, Policy, Scope, ScopeBuilder};
 
 /// Names the scope of one request.
@@ -527,12 +527,9 @@ pin_project! {
     /// future, boxed.
     #[must_use = "futures do nothing unless polled"]
     pub struct ResponseFuture<F: Future> {
-        // `Some` in the in-place case until it completes.
+        // The in-place case.
         #[pin]
-        body: Option<CatchUnwind<Entered<F>>>,
-        // Its scope, ended when `body` completes (or, if this is dropped
-        // first, by the scope's own drop, off the path as well).
-        scope: Option<Scope>,
+        in_place: Option<DetachedRun<F>>,
         // Every other case.
         boxed: Option<Pin<Box<dyn Future<Output = F::Output> + Send>>>,
     }
@@ -545,16 +542,13 @@ where
 {
     fn new(scope: Scope, response: F) -> Self {
         if scope.runs_detached_untimed() {
-            let body = CatchUnwind::new(scope.enter(response));
             ResponseFuture {
-                body: Some(body),
-                scope: Some(scope),
+                in_place: Some(DetachedRun::new(scope, response)),
                 boxed: None,
             }
         } else {
             ResponseFuture {
-                body: None,
-                scope: None,
+                in_place: None,
                 boxed: Some(Box::pin(scope.run(response))),
             }
         }
@@ -565,23 +559,11 @@ impl<F: Future> Future for ResponseFuture<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let mut this = self.project();
-        if let Some(boxed) = this.boxed.as_mut() {
-            return boxed.as_mut().poll(cx);
-        }
-        let body = this
-            .body
-            .as_mut()
-            .as_pin_mut()
-            .expect("a response future is not polled after it completed");
-        let outcome = std::task::ready!(body.poll(cx));
-        this.body.set(None);
-        if let Some(scope) = this.scope.take() {
-            scope.end_off_path();
-        }
-        match outcome {
-            Ok(response) => Poll::Ready(response),
-            Err(payload) => std::panic::resume_unwind(payload),
+        let this = self.project();
+        match (this.in_place.as_pin_mut(), this.boxed.as_mut()) {
+            (Some(in_place), _) => in_place.poll(cx),
+            (None, Some(boxed)) => boxed.as_mut().poll(cx),
+            (None, None) => unreachable!("one of the two is always set"),
         }
     }
 }
