@@ -209,6 +209,17 @@ async fn an_unobserved_panic_fails_the_scope_and_an_observed_one_does_not() {
     assert!(report.is_clean(), "{report}");
 }
 
+/// A blocking closure's panic, returned by its handle, is observed too (the
+/// handle finds it by task id, from inside the blocking pool's task).
+#[tokio::test]
+async fn a_joined_blocking_panic_is_observed() {
+    let (joined, report) = Scope::new("blocking panic")
+        .run_and_report(async { spawn_blocking(|| panic!("blocking boom")).await })
+        .await;
+    assert!(joined.unwrap_err().is_panic());
+    assert!(report.is_clean(), "{report}");
+}
+
 /// A handle given up with `into_tokio` can no longer tell whether the panic
 /// reached the owner, so the panic counts as observed: whether the task
 /// panicked before the handle was given up or after.

@@ -67,6 +67,13 @@ impl Drop for ScopeShared {
         if let Some(place) = self.list_key.get() {
             list_remove(*place);
         }
+        // Panics no verdict took (a scope ended without a runtime, or never
+        // judged) leave the watch with it.
+        for panicked in self.panics.get_mut().iter() {
+            if let Some(id) = panicked.id {
+                task::panic_watch::unwatch(id);
+            }
+        }
     }
 }
 

@@ -8,7 +8,8 @@
 //!
 //! - a tracked task that panics is *watched*: its record is entered by id
 //!   ([`watch`]) before the panic continues to tokio, so before any handle
-//!   can return it; the scope's verdict takes it out ([`unwatch`]);
+//!   can return it; the scope's verdict takes it out ([`unwatch`]), or the
+//!   scope's drop if no verdict did;
 //! - a `JoinHandle` that returns a panic marks the watched record observed
 //!   ([`observed`]);
 //! - a handle given up with `into_tokio` cannot tell any more: its id is
@@ -17,8 +18,8 @@
 //!   set holds only tasks alive now.
 //!
 //! # Invariants
-//! - `WATCHED` holds exactly the panicked tracked tasks whose scope has not
-//!   judged them yet; `WAIVED` only live tasks whose handle was given up.
+//! - `WATCHED` holds exactly the panicked tracked tasks whose scope has
+//!   neither judged them nor been dropped; `WAIVED` only live tasks whose handle was given up.
 //! - `WAIVED_LEN` is `WAIVED`'s size, changed under its lock: a task's end
 //!   reads it without the lock and takes the lock only when it is not zero,
 //!   so programs that never call `into_tokio` never take that lock.
@@ -123,5 +124,41 @@ mod tests {
             assert!(!watched.contains_key(&id), "judged panics are unwatched");
             assert!(!waived.contains(&id), "ended tasks are no longer waived");
         }
+    }
+
+    /// A scope that never reaches a verdict takes its tasks' panics out of
+    /// the watch when its state goes. Here: dropped outside any runtime
+    /// while a task of it is still alive on a second, idle runtime, it can
+    /// only close; its state goes with that task, when that runtime drops.
+    #[test]
+    fn a_scope_never_judged_unwatches_its_panics_when_it_goes() {
+        let runtime = |_| {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap()
+        };
+        let (first, idle) = (runtime(1), runtime(2));
+        let scope = crate::Scope::new("never judged");
+        let id = first.block_on(scope.enter(async {
+            let (gone_tx, gone_rx) = tokio::sync::oneshot::channel::<()>();
+            let handle = crate::spawn(async move {
+                let _gone = gone_tx;
+                panic!("never judged");
+            });
+            let _ = gone_rx.await;
+            handle.id()
+        }));
+        {
+            let _on_idle = idle.enter();
+            drop(scope.spawn(std::future::pending::<()>()));
+        }
+        drop(first);
+        drop(scope);
+        assert!(WATCHED.lock().contains_key(&id), "no verdict was reached");
+        drop(idle);
+        assert!(
+            !WATCHED.lock().contains_key(&id),
+            "unwatched with the scope"
+        );
     }
 }
