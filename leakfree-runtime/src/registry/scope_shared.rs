@@ -7,8 +7,10 @@
 //!   Dropping the future is the one event that removes it, so "in the table"
 //!   means "tokio still owns the future".
 //! - `live` counts the table's records: all of them in its low half, the
-//!   `Role::Regular` ones in its high half ([`LiveCount`]). It changes under
-//!   the table lock, together with the table, in one atomic update.
+//!   `Role::Regular` ones in its high half ([`LiveCount`]). It changes only
+//!   under the table lock, together with the table, so its writers need no
+//!   read-modify-write: a load and a release store, which readers outside
+//!   the lock see whole (one word) with an acquire load.
 //! - `changed` is notified (`notify_waiters`) whenever either counter reaches
 //!   zero; waiters register (`Notified::enable`) before checking the counters,
 //!   so no wake-up is lost.
@@ -279,11 +281,13 @@ impl ScopeShared {
         }
         let weak = Arc::downgrade(record);
         let mut tasks = self.tasks.lock();
-        // Only ever changed under the table lock: a load and a store, not a
-        // read-modify-write.
+        // Both only ever change under the table lock: a load and a store,
+        // not a read-modify-write (see the invariants).
         let spawned = self.spawned.load(Ordering::Relaxed);
         self.spawned.store(spawned + 1, Ordering::Relaxed);
-        self.live.fetch_add(LiveCount::of(role).0, Ordering::AcqRel);
+        let live = self.live.load(Ordering::Relaxed);
+        self.live
+            .store(live + LiveCount::of(role).0, Ordering::Release);
         tasks.insert((weak, role))
     }
 
@@ -294,8 +298,8 @@ impl ScopeShared {
             match tasks.remove(key) {
                 Some((weak, role)) => {
                     let delta = LiveCount::of(role);
-                    let before = LiveCount(self.live.fetch_sub(delta.0, Ordering::AcqRel));
-                    let after = LiveCount(before.0 - delta.0);
+                    let after = LiveCount(self.live.load(Ordering::Relaxed) - delta.0);
+                    self.live.store(after.0, Ordering::Release);
                     let reached_zero =
                         after.all() == 0 || (role == Role::Regular && after.regular() == 0);
                     (Some(weak), reached_zero)

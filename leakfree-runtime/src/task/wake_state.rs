@@ -72,7 +72,14 @@ impl WakeState {
     /// even count.
     pub(crate) fn begin_poll(&self, forget_wakes: bool) {
         self.advance_poll_seq();
-        if forget_wakes {
+        // Cleared only when set: most polls find it clear (the first one,
+        // and every poll after a wake that an earlier poll already
+        // answered), and skip the store's full barrier. Skipping is never
+        // unsafe: a flag left set only makes a read answer `Woken`, never
+        // `Idle`. A wake that made this poll happened before it (through
+        // the runtime's queue), so this load sees it and clears it; a wake
+        // this load misses is concurrent, and the runtime polls again for it.
+        if forget_wakes && self.woken.load(Ordering::Relaxed) {
             self.woken.store(false, Ordering::SeqCst);
         }
     }
