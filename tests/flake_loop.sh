@@ -18,11 +18,11 @@ mkdir -p "$out"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$out/build}"
 
 # The suite: every test binary of the runtime, the tests crate and the
-# examples, but trybuild's compile-only UI test; the runtime's unit tests run
-# without the million-scope churn test (a measurement of the registry's
-# slots, not a leak check; it runs in CI).
+# examples (the tonic server test included), but trybuild's compile-only UI
+# test; the runtime's unit tests run without the million-scope churn test (a
+# measurement of the registry's slots, not a leak check; it runs in CI).
 binaries=$(cargo test -p leakfree-runtime -p leakfree-tests -p leakfree-examples \
-  --no-run --message-format=json 2>/dev/null \
+  --features leakfree-examples/tonic --no-run --message-format=json 2>/dev/null \
   | python3 -c '
 import json, sys
 for line in sys.stdin:
@@ -50,7 +50,7 @@ for round in $(seq "$rounds"); do
     # package; run each binary from its package directory as cargo would.
     case "$binary" in
       */leakfree_runtime-*|*/exit_protocol-*|*/task_states-*|*/loom_*) dir=leakfree-runtime ;;
-      */leaklab-*|*/eventbus-*|*/service-*|*/tower_layer-*|*/load-*) dir=examples ;;
+      */leaklab-*|*/eventbus-*|*/service-*|*/tower_layer-*|*/tonic_layer-*|*/load-*) dir=examples ;;
       *) dir=tests ;;
     esac
     if ! (cd "$dir" && "$binary" --test-threads=4 --skip a_million_scopes_leave_the_registry_flat \
