@@ -1,0 +1,45 @@
+//! The floors benchmark's smoke run: `spawn_floors --quick` runs every
+//! variant on both flavors and prints the table. No number is checked (a
+//! benchmark is not a test); only that it runs and says what it measured.
+
+use std::process::Command;
+
+#[test]
+fn the_quick_run_measures_every_variant_on_both_flavors() {
+    let output = Command::new(env!("CARGO_BIN_EXE_spawn_floors"))
+        .arg("--quick")
+        .output()
+        .expect("run the spawn_floors binary");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    for flavor in ["current_thread", "multi_thread"] {
+        for variant in [
+            "tokio::spawn",
+            "wrapper",
+            "wrapper + probe",
+            "leakfree::spawn",
+        ] {
+            let row = format!("| {flavor} | {variant} | ");
+            assert_eq!(
+                stdout.lines().filter(|line| line.starts_with(&row)).count(),
+                1,
+                "{row}: {stdout}"
+            );
+        }
+    }
+    assert!(stdout.starts_with("100 trivial tasks"), "{stdout}");
+}
+
+#[test]
+fn a_bad_argument_names_itself_and_exits_2() {
+    let output = Command::new(env!("CARGO_BIN_EXE_spawn_floors"))
+        .args(["--rounds", "zero"])
+        .output()
+        .expect("run the spawn_floors binary");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--rounds takes a positive whole number"),
+        "{stderr}"
+    );
+}
