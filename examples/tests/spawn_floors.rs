@@ -15,7 +15,9 @@ fn the_quick_run_measures_every_variant_on_both_flavors() {
     for flavor in ["current_thread", "multi_thread"] {
         for variant in [
             "tokio::spawn",
-            "wrapper",
+            "scope reference + live count",
+            "+ context per poll",
+            "+ table slot (the wrapper)",
             "wrapper + probe",
             "leakfree::spawn",
         ] {

@@ -13,9 +13,11 @@
 //! before:
 //!
 //! - **tokio**: `tokio::spawn` + join;
-//! - **wrapper**: the task's future wrapped in one that holds its scope (an
-//!   `Arc`), counts itself in the scope's live count, installs the scope in
-//!   a thread-local for each poll, and takes a slot in the scope's table
+//! - **scope reference + live count**: the task's future wrapped in one that
+//!   holds its scope (an `Arc`) and counts itself in the scope's live count;
+//! - **+ context per poll**: the wrapper also installs the scope in a
+//!   thread-local around each poll (so the task's own spawns find it);
+//! - **+ table slot (the wrapper)**: and takes a slot in the scope's table
 //!   under a lock: everything a scope needs to know and cancel its tasks;
 //! - **wrapper + probe**: also polls the future with a waker of its own (a
 //!   per-task `Arc` that forwards to tokio's waker, stored at the first
@@ -61,6 +63,7 @@ pin_project! {
         #[pin]
         inner: F,
         scope: Option<Arc<StandInScope>>,
+        parts: Parts,
         key: usize,
     }
 
@@ -68,24 +71,36 @@ pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if let Some(scope) = this.scope.as_ref() {
-                scope.table.lock()[*this.key] = false;
+                if this.parts.table {
+                    scope.table.lock()[*this.key] = false;
+                }
                 scope.live.fetch_sub(1, Ordering::AcqRel);
             }
         }
     }
 }
 
+/// Which parts past the scope reference and live count a wrapper has.
+#[derive(Debug, Clone, Copy)]
+struct Parts {
+    context: bool,
+    table: bool,
+}
+
 impl<F> Wrapper<F> {
-    fn new(inner: F, scope: &Arc<StandInScope>) -> Self {
+    fn new(inner: F, scope: &Arc<StandInScope>, parts: Parts) -> Self {
         scope.live.fetch_add(1, Ordering::AcqRel);
-        let key = {
+        let key = if parts.table {
             let mut table = scope.table.lock();
             table.push(true);
             table.len() - 1
+        } else {
+            0
         };
         Wrapper {
             inner,
             scope: Some(scope.clone()),
+            parts,
             key,
         }
     }
@@ -96,6 +111,9 @@ impl<F: Future> Future for Wrapper<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
+        if !this.parts.context {
+            return this.inner.poll(cx);
+        }
         let previous = CURRENT.with(|current| current.replace(this.scope.take()));
         let result = this.inner.poll(cx);
         *this.scope = CURRENT.with(|current| current.replace(previous));
@@ -145,23 +163,34 @@ impl<F: Future> Future for Probed<F> {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Variant {
     Tokio,
+    Counted,
+    Entered,
     Wrapper,
     Probed,
     Leakfree,
 }
 
-const VARIANTS: [Variant; 4] = [
+const VARIANTS: [Variant; 6] = [
     Variant::Tokio,
+    Variant::Counted,
+    Variant::Entered,
     Variant::Wrapper,
     Variant::Probed,
     Variant::Leakfree,
 ];
 
+const ALL_PARTS: Parts = Parts {
+    context: true,
+    table: true,
+};
+
 impl Variant {
     fn label(self) -> &'static str {
         match self {
             Variant::Tokio => "tokio::spawn",
-            Variant::Wrapper => "wrapper",
+            Variant::Counted => "scope reference + live count",
+            Variant::Entered => "+ context per poll",
+            Variant::Wrapper => "+ table slot (the wrapper)",
             Variant::Probed => "wrapper + probe",
             Variant::Leakfree => "leakfree::spawn",
         }
@@ -175,8 +204,12 @@ async fn round(variant: Variant, tasks: usize) -> Duration {
     let mut handles = Vec::with_capacity(tasks);
     match variant {
         Variant::Tokio => handles.extend((0..tasks).map(|_| tokio::spawn(async {}))),
-        Variant::Wrapper => {
-            handles.extend((0..tasks).map(|_| tokio::spawn(Wrapper::new(async {}, &scope))));
+        Variant::Counted | Variant::Entered | Variant::Wrapper => {
+            let parts = Parts {
+                context: variant != Variant::Counted,
+                table: variant == Variant::Wrapper,
+            };
+            handles.extend((0..tasks).map(|_| tokio::spawn(Wrapper::new(async {}, &scope, parts))));
         }
         Variant::Probed => handles.extend((0..tasks).map(|_| {
             let probe = Arc::new(Probe {
@@ -184,7 +217,7 @@ async fn round(variant: Variant, tasks: usize) -> Duration {
                 runtime: OnceLock::new(),
             });
             tokio::spawn(Probed {
-                inner: Wrapper::new(async {}, &scope),
+                inner: Wrapper::new(async {}, &scope, ALL_PARTS),
                 probe,
             })
         })),
