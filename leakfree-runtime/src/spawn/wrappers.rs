@@ -41,6 +41,9 @@ pin_project! {
         record: Arc<TaskRecord>,
         // The task's place in its scope's table.
         key: u32,
+        // Whether a poll has returned `Pending` (the record then holds the
+        // runtime's waker); in the padding after `key`.
+        pended: bool,
     }
 
     impl<F> PinnedDrop for Tracked<F> {
@@ -74,6 +77,7 @@ impl<F> Tracked<F> {
             scope: Some(context.scope),
             record,
             key: u32::try_from(key).expect("fewer than 2^32 live tasks in one scope"),
+            pended: false,
         }
     }
 }
@@ -116,6 +120,13 @@ impl<F: Future> Future for Tracked<F> {
         });
         this.record.end_poll();
         match result {
+            Ok(Poll::Pending) => {
+                if !*this.pended {
+                    *this.pended = true;
+                    this.record.poll_pending(cx.waker());
+                }
+                Poll::Pending
+            }
             Ok(poll) => poll,
             Err(payload) => {
                 if let Some(scope) = this.scope.as_ref() {
@@ -353,6 +364,73 @@ mod tests {
             "the new poller's waker"
         );
         assert_eq!(record.state(), TaskState::Scheduled);
+    }
+
+    /// The wrapper adds 24 bytes to a small future (so a trivial task's cell
+    /// stays in tokio's 128-byte size, table 5b of `BENCHMARKS.md`).
+    #[test]
+    fn the_wrapper_adds_24_bytes() {
+        assert_eq!(std::mem::size_of::<Tracked<std::future::Ready<()>>>(), 24);
+    }
+
+    /// As `yield_now` does: the future wakes itself during its first poll,
+    /// before any runtime waker is stored, and returns `Pending`.
+    #[test]
+    fn a_wake_inside_the_first_poll_reaches_the_runtime_waker() {
+        let mut first = true;
+        let (future, _record, _scope) = tracked(poll_fn(move |cx| {
+            if std::mem::take(&mut first) {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        }));
+        let mut task = task::spawn(future);
+        assert_pending!(task.poll());
+        assert!(task.is_woken(), "forwarded once the poll returned");
+        assert_ready!(task.poll());
+    }
+
+    /// Another thread wakes a clone while the first poll is still running
+    /// (it is joined inside the poll): the wake finds no runtime waker, and
+    /// the poller forwards it.
+    #[test]
+    fn a_wake_from_another_thread_during_the_first_poll_is_not_lost() {
+        let (future, _record, _scope) = tracked(poll_fn(|cx| {
+            let waker = cx.waker().clone();
+            std::thread::spawn(move || waker.wake()).join().unwrap();
+            Poll::<()>::Pending
+        }));
+        let mut task = task::spawn(future);
+        assert_pending!(task.poll());
+        assert!(task.is_woken());
+    }
+
+    /// A task that finishes in its first poll never clones the runtime's
+    /// waker; one that returns `Pending` keeps exactly one clone.
+    #[test]
+    fn only_a_pending_task_keeps_a_clone_of_the_runtime_waker() {
+        use std::task::Wake;
+
+        struct Quiet;
+        impl Wake for Quiet {
+            fn wake(self: Arc<Self>) {}
+        }
+        let runtime = Arc::new(Quiet);
+        let waker = Waker::from(runtime.clone());
+        let mut cx = Context::from_waker(&waker);
+
+        let (done, _record, _scope) = tracked(async {});
+        let mut done = Box::pin(done);
+        assert!(done.as_mut().poll(&mut cx).is_ready());
+        assert_eq!(Arc::strong_count(&runtime), 2, "ours and `waker` only");
+
+        let (pending, _record, _scope) = tracked(std::future::pending::<()>());
+        let mut pending = Box::pin(pending);
+        assert!(pending.as_mut().poll(&mut cx).is_pending());
+        assert!(pending.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(Arc::strong_count(&runtime), 3, "one stored clone");
     }
 
     /// The poll borrows the record's waker; a clone the future keeps owns

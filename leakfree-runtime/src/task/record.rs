@@ -25,7 +25,7 @@
 //!   lives (and, after a panic, the scope's panic list, when no waker matters).
 
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::sync::{Arc, OnceLock};
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -141,13 +141,34 @@ impl TaskRecord {
     /// is made visible before `woken` is cleared (see the invariants);
     /// `forget_wakes` is true for a real poll, whose waker the wakes before
     /// it were answered by. `poller` is the waker the poll was given (`None`
-    /// for a blocking closure): stored only when it differs from the one
-    /// stored before (see [`RuntimeWaker`]).
+    /// for a blocking closure): once one is stored, a different one replaces
+    /// it (see [`RuntimeWaker`]); the first is only stored by
+    /// [`TaskRecord::poll_pending`].
     pub(crate) fn begin_poll(&self, forget_wakes: bool, poller: Option<&Waker>) {
         self.wake_state.begin_poll(forget_wakes);
         if let Some(waker) = poller {
             self.runtime_waker
-                .set_if_changed(waker, &self.runtime_waker_replaced);
+                .update_if_stored(waker, &self.runtime_waker_replaced);
+        }
+    }
+
+    /// After the first poll that returned `Pending`, with the waker it was
+    /// given (the wrapper calls it once): stores it if none is stored, then
+    /// forwards any wake that came during the poll and found no waker to
+    /// forward to. A task that finishes in its first poll never stores one
+    /// (no clone of tokio's waker, no `OnceLock` to fill).
+    pub(crate) fn poll_pending(&self, poller: &Waker) {
+        if self
+            .runtime_waker
+            .publish_first(poller, &self.runtime_waker_replaced)
+        {
+            // Pairs with the fence in `RuntimeWaker::wake`: either that
+            // wake sees the waker just stored, or this sees its `woken`
+            // (see `RuntimeWaker`'s invariant).
+            fence(Ordering::SeqCst);
+            if self.wake_state.is_woken() {
+                poller.wake_by_ref();
+            }
         }
     }
 
@@ -190,10 +211,21 @@ impl TaskRecord {
 /// the `replaced` flag the record keeps beside it; from then on polls
 /// compare under that lock.
 ///
+/// The first waker is stored only after the first poll that returns
+/// `Pending` ([`TaskRecord::poll_pending`]): most short tasks finish in their
+/// first poll and never need one.
+///
 /// # Invariant
-/// A wake can only come from a waker the task handed out during a poll,
-/// after that poll's `set_if_changed`: a wake never finds the slot empty
-/// unless the task was never polled.
+/// No wake is lost. A wake can only come from a waker the task handed out
+/// during a poll. One that comes after the first waker was stored finds it.
+/// One that comes during the first `Pending` poll (another thread holding a
+/// clone, or the future waking itself, as `yield_now` does) may find the
+/// slot empty; it has already set the record's `woken` flag. The poller
+/// stores the waker, then (after a `SeqCst` fence) reads `woken`; the wake
+/// set `woken`, then (after a `SeqCst` fence) reads the slot again. The two
+/// fences order the pairs: at least one side sees the other's write, so
+/// either the wake forwards to the stored waker or the poller wakes it
+/// itself (at worst both: one extra poll).
 #[derive(Debug, Default)]
 struct RuntimeWaker {
     first: OnceLock<Waker>,
@@ -202,18 +234,17 @@ struct RuntimeWaker {
 }
 
 impl RuntimeWaker {
-    /// Called by the poller (one at a time) with the waker of its poll:
-    /// stores it unless it wakes the same task as the one stored (compared
-    /// by `Waker::will_wake`, no lock taken while the first one holds).
-    fn set_if_changed(&self, waker: &Waker, replaced: &AtomicBool) {
+    /// Called by the poller (one at a time) with the waker of its poll, once
+    /// one is stored: replaces it unless it wakes the same task as the one
+    /// stored (compared by `Waker::will_wake`, no lock taken while the first
+    /// one holds).
+    fn update_if_stored(&self, waker: &Waker, replaced: &AtomicBool) {
         if !replaced.load(Ordering::Relaxed) {
             match self.first.get() {
                 Some(first) if first.will_wake(waker) => return,
                 Some(_) => {}
-                None => {
-                    let _ = self.first.set(waker.clone());
-                    return;
-                }
+                // Stored after the first `Pending` poll instead.
+                None => return,
             }
         } else if let Some(current) = self.current.lock().as_deref() {
             if current.will_wake(waker) {
@@ -225,8 +256,25 @@ impl RuntimeWaker {
         replaced.store(true, Ordering::Release);
     }
 
+    /// Called by the poller after a `Pending` poll: stores `waker` as the
+    /// first one if none is stored; returns whether it did.
+    fn publish_first(&self, waker: &Waker, replaced: &AtomicBool) -> bool {
+        if replaced.load(Ordering::Relaxed) || self.first.get().is_some() {
+            return false;
+        }
+        self.first.set(waker.clone()).is_ok()
+    }
+
     fn wake(&self, replaced: &AtomicBool) {
         if !replaced.load(Ordering::Acquire) {
+            if let Some(waker) = self.first.get() {
+                waker.wake_by_ref();
+                return;
+            }
+            // None stored yet: the task is in its first `Pending` poll.
+            // Pairs with the fence in `TaskRecord::poll_pending` (see the
+            // invariant): look again after it.
+            fence(Ordering::SeqCst);
             if let Some(waker) = self.first.get() {
                 waker.wake_by_ref();
             }

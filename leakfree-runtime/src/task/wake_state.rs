@@ -112,6 +112,12 @@ impl WakeState {
         self.woken.store(true, Ordering::SeqCst);
     }
 
+    /// Whether a wake came since the current (or last) poll began.
+    #[allow(dead_code)] // `tests/loom_wake_state.rs` compiles this file too
+    pub(crate) fn is_woken(&self) -> bool {
+        self.woken.load(Ordering::SeqCst)
+    }
+
     /// Reads the state together with the strong reference count that
     /// `references` returns (see the invariants for the order).
     pub(crate) fn observe(&self, references: impl FnOnce() -> usize) -> Observed {
