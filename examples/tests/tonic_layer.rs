@@ -14,14 +14,13 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes};
 use hyper::http;
 use hyper::http::uri::PathAndQuery;
-use leakfree_runtime::{LeakReport, spawn};
+use leakfree_runtime::spawn;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 use tonic::body::Body;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::server::NamedService;
@@ -31,12 +30,9 @@ use tonic::{Code, Status};
 
 use leakfree_runtime::tower::LeakCheckLayer;
 
-/// An upper bound for every wait: never reached when things work.
-const LIMIT: Duration = Duration::from_secs(20);
+mod common;
 
-/// Ample for a clean call's unawaited task to end on a busy machine; every
-/// wait is for an event, so it only sets how long a leak's verdict takes.
-const GRACE: Duration = Duration::from_millis(500);
+use common::{LIMIT, OnDrop, collecting, next_report};
 
 /// The service's gRPC name, and so the first part of every method's path.
 const SERVICE: &str = "leakfree.test.Work";
@@ -86,17 +82,6 @@ struct Work {
     started: Arc<Notify>,
     /// Fires when the hanging method's task is dropped.
     cancelled: Arc<std::sync::Mutex<Option<oneshot::Sender<()>>>>,
-}
-
-/// Sends `()` when dropped: tells the test that a task was cancelled.
-struct OnDrop(Option<oneshot::Sender<()>>);
-
-impl Drop for OnDrop {
-    fn drop(&mut self) {
-        if let Some(dropped) = self.0.take() {
-            let _ = dropped.send(());
-        }
-    }
 }
 
 impl Work {
@@ -231,44 +216,6 @@ async fn call(
     Ok(response.into_inner())
 }
 
-/// What the layer's handler saw of one report.
-#[derive(Debug)]
-struct Reported {
-    scope: String,
-    leaked: usize,
-    aborted: usize,
-    file: Option<String>,
-    text: String,
-}
-
-fn collecting() -> (LeakCheckLayer, mpsc::UnboundedReceiver<Reported>) {
-    let (reports, reported) = mpsc::unbounded_channel();
-    let layer = LeakCheckLayer::builder()
-        .grace(GRACE)
-        .handler(move |report: &LeakReport| {
-            let _ = reports.send(Reported {
-                scope: report.scope_name().to_owned(),
-                leaked: report.leaked().len(),
-                aborted: report.aborted(),
-                file: report
-                    .leaked()
-                    .first()
-                    .map(|task| task.location().file().to_owned()),
-                text: report.to_string(),
-            });
-        })
-        .build()
-        .unwrap();
-    (layer, reported)
-}
-
-async fn next_report(reported: &mut mpsc::UnboundedReceiver<Reported>) -> Reported {
-    tokio::time::timeout(LIMIT, reported.recv())
-        .await
-        .expect("a report in time")
-        .expect("the layer lives")
-}
-
 fn work() -> (Work, Arc<Notify>, oneshot::Receiver<()>) {
     let started = Arc::new(Notify::new());
     let (cancelled, on_cancel) = oneshot::channel();
@@ -281,7 +228,8 @@ fn work() -> (Work, Arc<Notify>, oneshot::Receiver<()>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tonic_server_reports_each_leaky_call_once_and_clean_ones_never() {
-    let (layer, mut reported) = collecting();
+    let (builder, mut reported) = collecting();
+    let layer = builder.build().unwrap();
     let (work, _, _) = work();
     let mut client = client(serve(work, layer).await).await;
 
@@ -298,10 +246,7 @@ async fn a_tonic_server_reports_each_leaky_call_once_and_clean_ones_never() {
     );
     assert_eq!((first.leaked, first.aborted), (1, 1), "{}", first.text);
     assert!(
-        first
-            .file
-            .as_deref()
-            .is_some_and(|file| file.ends_with("examples/tests/tonic_layer.rs")),
+        first.files[0].ends_with("examples/tests/tonic_layer.rs"),
         "the spawn site is the method's own line: {first:?}"
     );
 
@@ -326,7 +271,8 @@ async fn a_tonic_server_reports_each_leaky_call_once_and_clean_ones_never() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_cancels_a_call_ends_its_scope_and_its_task_is_cancelled() {
-    let (layer, mut reported) = collecting();
+    let (builder, mut reported) = collecting();
+    let layer = builder.build().unwrap();
     let (work, started, cancelled) = work();
     let mut client = client(serve(work, layer).await).await;
 

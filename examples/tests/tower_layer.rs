@@ -21,69 +21,15 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use leakfree_examples::service::Client;
-use leakfree_runtime::tower::{LeakCheckLayer, LeakCheckLayerBuilder};
-use leakfree_runtime::{LeakReport, spawn};
+use leakfree_runtime::spawn;
+use leakfree_runtime::tower::LeakCheckLayer;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 use tower::ServiceBuilder;
 
-/// An upper bound for every wait: never reached when things work.
-const LIMIT: Duration = Duration::from_secs(20);
+mod common;
 
-/// Ample for a clean request's unawaited task to see its signal and end on
-/// a busy machine (a shorter one can judge it leaked before it was
-/// polled); every wait is for an event, so it only sets how long a leak's
-/// verdict takes.
-const GRACE: Duration = Duration::from_millis(500);
-
-/// What the layer's handler saw of one report.
-#[derive(Debug)]
-struct Reported {
-    scope: String,
-    leaked: usize,
-    aborted: usize,
-    files: Vec<String>,
-    text: String,
-}
-
-/// A layer builder whose handler sends every report to the receiver.
-fn collecting() -> (LeakCheckLayerBuilder, mpsc::UnboundedReceiver<Reported>) {
-    let (reports, reported) = mpsc::unbounded_channel();
-    let builder = LeakCheckLayer::builder()
-        .grace(GRACE)
-        .handler(move |report: &LeakReport| {
-            let _ = reports.send(Reported {
-                scope: report.scope_name().to_owned(),
-                leaked: report.leaked().len(),
-                aborted: report.aborted(),
-                files: report
-                    .leaked()
-                    .iter()
-                    .map(|task| task.location().file().to_owned())
-                    .collect(),
-                text: report.to_string(),
-            });
-        });
-    (builder, reported)
-}
-
-async fn next_report(reported: &mut mpsc::UnboundedReceiver<Reported>) -> Reported {
-    tokio::time::timeout(LIMIT, reported.recv())
-        .await
-        .expect("a report in time")
-        .expect("the layer lives")
-}
-
-/// Sends `()` when dropped: tells a test that a task was cancelled.
-struct OnDrop(Option<oneshot::Sender<()>>);
-
-impl Drop for OnDrop {
-    fn drop(&mut self) {
-        if let Some(dropped) = self.0.take() {
-            let _ = dropped.send(());
-        }
-    }
-}
+use common::{LIMIT, OnDrop, collecting, next_report};
 
 /// A request's work that never ends, and a task of it that never ends
 /// either: `started` is notified once the task exists, `cancelled` fires
