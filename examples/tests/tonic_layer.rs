@@ -32,7 +32,7 @@ use leakfree_runtime::tower::LeakCheckLayer;
 
 mod common;
 
-use common::{LIMIT, OnDrop, collecting, next_report};
+use common::{LIMIT, Slot, clean_tasks, collecting, hang, next_report, slot, take};
 
 /// The service's gRPC name, and so the first part of every method's path.
 const SERVICE: &str = "leakfree.test.Work";
@@ -81,7 +81,7 @@ struct Work {
     /// Notified once the hanging method's task exists.
     started: Arc<Notify>,
     /// Fires when the hanging method's task is dropped.
-    cancelled: Arc<std::sync::Mutex<Option<oneshot::Sender<()>>>>,
+    cancelled: Slot,
 }
 
 impl Work {
@@ -93,26 +93,14 @@ impl Work {
                 spawn(std::future::pending::<()>());
                 Ok(message)
             }
-            // A task awaited, and one that ends on a signal sent before
-            // the answer (the scope's settle step waits for it).
             "Clean" => {
-                spawn(async {}).await.unwrap();
-                let (done, finished) = oneshot::channel::<()>();
-                spawn(async move {
-                    let _ = finished.await;
-                });
-                let _ = done.send(());
+                clean_tasks().await;
                 Ok(message)
             }
             // Never answers; its task lives until it is cancelled.
             "Hang" => {
-                let guard = OnDrop(self.cancelled.lock().unwrap().take());
-                spawn(async move {
-                    let _guard = guard;
-                    std::future::pending::<()>().await;
-                });
-                self.started.notify_one();
-                std::future::pending().await
+                hang(self.started, take(&self.cancelled)).await;
+                unreachable!("a hanging call never returns")
             }
             _ => Err(Status::unimplemented(method)),
         }
@@ -218,10 +206,10 @@ async fn call(
 
 fn work() -> (Work, Arc<Notify>, oneshot::Receiver<()>) {
     let started = Arc::new(Notify::new());
-    let (cancelled, on_cancel) = oneshot::channel();
+    let (cancelled, on_cancel) = slot();
     let work = Work {
         started: started.clone(),
-        cancelled: Arc::new(std::sync::Mutex::new(Some(cancelled))),
+        cancelled,
     };
     (work, started, on_cancel)
 }

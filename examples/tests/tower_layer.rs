@@ -24,37 +24,12 @@ use leakfree_examples::service::Client;
 use leakfree_runtime::spawn;
 use leakfree_runtime::tower::LeakCheckLayer;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::Notify;
 use tower::ServiceBuilder;
 
 mod common;
 
-use common::{LIMIT, OnDrop, collecting, next_report};
-
-/// A request's work that never ends, and a task of it that never ends
-/// either: `started` is notified once the task exists, `cancelled` fires
-/// when the task is dropped.
-async fn hang(started: Arc<Notify>, cancelled: oneshot::Sender<()>) {
-    let guard = OnDrop(Some(cancelled));
-    spawn(async move {
-        let _guard = guard;
-        std::future::pending::<()>().await;
-    });
-    started.notify_one();
-    std::future::pending::<()>().await;
-}
-
-/// One slot for a `oneshot::Sender` a route takes once.
-type Slot = Arc<std::sync::Mutex<Option<oneshot::Sender<()>>>>;
-
-fn slot() -> (Slot, oneshot::Receiver<()>) {
-    let (sender, receiver) = oneshot::channel();
-    (Arc::new(std::sync::Mutex::new(Some(sender))), receiver)
-}
-
-fn take(slot: &Slot) -> oneshot::Sender<()> {
-    slot.lock().unwrap().take().expect("the route runs once")
-}
+use common::{LIMIT, clean_tasks, collecting, hang, next_report, slot, take};
 
 async fn serve_axum(app: Router) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -69,16 +44,9 @@ async fn leaky(Path(n): Path<u32>) -> String {
     format!("leaked {n}\n")
 }
 
-/// The clean route: a task awaited, and one that ends on a signal the
-/// handler sends before it returns (it is not awaited: the scope's settle
-/// step waits for it).
+/// The clean route: a clean request's tasks ([`clean_tasks`]).
 async fn clean() -> &'static str {
-    spawn(async {}).await.unwrap();
-    let (done, finished) = oneshot::channel::<()>();
-    spawn(async move {
-        let _ = finished.await;
-    });
-    let _ = done.send(());
+    clean_tasks().await;
     "clean\n"
 }
 

@@ -1,13 +1,15 @@
 //! What the layer tests share (`tower_layer.rs`, `tonic_layer.rs`): their
-//! bounds, a layer builder whose handler sends every report to a channel, and
-//! a guard that tells a test when a task was dropped. No test sleeps for a
-//! fixed time: each waits for a report or a drop, bounded by [`LIMIT`].
+//! bounds, a layer builder whose handler sends every report to a channel,
+//! and the request work both serve (clean tasks, a hanging request whose
+//! task tells the test when it is dropped). No test sleeps for a fixed time:
+//! each waits for a report or a drop, bounded by [`LIMIT`].
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use leakfree_runtime::LeakReport;
 use leakfree_runtime::tower::{LeakCheckLayer, LeakCheckLayerBuilder};
-use tokio::sync::{mpsc, oneshot};
+use leakfree_runtime::{LeakReport, spawn};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 /// An upper bound for every wait: never reached when things work.
 pub(crate) const LIMIT: Duration = Duration::from_secs(20);
@@ -58,7 +60,7 @@ pub(crate) async fn next_report(reported: &mut mpsc::UnboundedReceiver<Reported>
 }
 
 /// Sends `()` when dropped: tells a test that a task was cancelled.
-pub(crate) struct OnDrop(pub(crate) Option<oneshot::Sender<()>>);
+struct OnDrop(Option<oneshot::Sender<()>>);
 
 impl Drop for OnDrop {
     fn drop(&mut self) {
@@ -66,4 +68,41 @@ impl Drop for OnDrop {
             let _ = dropped.send(());
         }
     }
+}
+
+/// A clean request's tasks: one awaited, and one that ends on a signal sent
+/// before this returns (it is not awaited: the scope's settle step waits for
+/// it).
+pub(crate) async fn clean_tasks() {
+    spawn(async {}).await.unwrap();
+    let (done, finished) = oneshot::channel::<()>();
+    spawn(async move {
+        let _ = finished.await;
+    });
+    let _ = done.send(());
+}
+
+/// A request's work that never ends, and a task of it that never ends
+/// either: `started` is notified once the task exists, `cancelled` fires
+/// when the task is dropped.
+pub(crate) async fn hang(started: Arc<Notify>, cancelled: oneshot::Sender<()>) {
+    let guard = OnDrop(Some(cancelled));
+    spawn(async move {
+        let _guard = guard;
+        std::future::pending::<()>().await;
+    });
+    started.notify_one();
+    std::future::pending::<()>().await;
+}
+
+/// One slot for a `oneshot::Sender` a route takes once.
+pub(crate) type Slot = Arc<Mutex<Option<oneshot::Sender<()>>>>;
+
+pub(crate) fn slot() -> (Slot, oneshot::Receiver<()>) {
+    let (sender, receiver) = oneshot::channel();
+    (Arc::new(Mutex::new(Some(sender))), receiver)
+}
+
+pub(crate) fn take(slot: &Slot) -> oneshot::Sender<()> {
+    slot.lock().unwrap().take().expect("the route runs once")
 }
