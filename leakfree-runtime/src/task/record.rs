@@ -158,10 +158,7 @@ impl TaskRecord {
     /// forward to. A task that finishes in its first poll never stores one
     /// (no clone of tokio's waker, no `OnceLock` to fill).
     pub(crate) fn poll_pending(&self, poller: &Waker) {
-        if self
-            .runtime_waker
-            .publish_first(poller, &self.runtime_waker_replaced)
-        {
+        if self.runtime_waker.publish_first(poller) {
             // Pairs with the fence in `RuntimeWaker::wake`: either that
             // wake sees the waker just stored, or this sees its `woken`
             // (see `RuntimeWaker`'s invariant).
@@ -256,12 +253,10 @@ impl RuntimeWaker {
         replaced.store(true, Ordering::Release);
     }
 
-    /// Called by the poller after a `Pending` poll: stores `waker` as the
-    /// first one if none is stored; returns whether it did.
-    fn publish_first(&self, waker: &Waker, replaced: &AtomicBool) -> bool {
-        if replaced.load(Ordering::Relaxed) || self.first.get().is_some() {
-            return false;
-        }
+    /// Called by the poller after its first `Pending` poll: stores `waker`
+    /// as the first one (a replacement only ever follows it); returns
+    /// whether it did.
+    fn publish_first(&self, waker: &Waker) -> bool {
         self.first.set(waker.clone()).is_ok()
     }
 
