@@ -8,12 +8,22 @@
 
 use std::borrow::Cow;
 use std::panic::Location;
+use std::sync::Arc;
 
 use crate::report::package_relative;
 
-/// The ignore filters of one scope.
+/// The ignore filters of one scope. The globs sit behind one `Arc`, made at
+/// the first one added: the scopes a builder makes (one per request, behind
+/// the tower layer) share them, a clone costs no copy of them, and a scope
+/// without filters carries none.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Filters {
+    /// `None` while no glob was added.
+    globs: Option<Arc<Globs>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Globs {
     names: Vec<Cow<'static, str>>,
     locations: Vec<Cow<'static, str>>,
     /// Crate-name globs, with `-` written as `_`.
@@ -21,31 +31,41 @@ pub(crate) struct Filters {
 }
 
 impl Filters {
+    /// The globs, to add to (copied first if another builder shares them).
+    fn globs_mut(&mut self) -> &mut Globs {
+        Arc::make_mut(self.globs.get_or_insert_with(Arc::default))
+    }
+
     pub(crate) fn add_name(&mut self, glob: Cow<'static, str>) {
-        self.names.push(glob);
+        self.globs_mut().names.push(glob);
     }
 
     pub(crate) fn add_location(&mut self, glob: Cow<'static, str>) {
-        self.locations.push(glob);
+        self.globs_mut().locations.push(glob);
     }
 
     pub(crate) fn add_crate(&mut self, glob: Cow<'static, str>) {
-        self.crates.push(Cow::Owned(glob.replace('-', "_")));
+        self.globs_mut()
+            .crates
+            .push(Cow::Owned(glob.replace('-', "_")));
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.names.is_empty() && self.locations.is_empty() && self.crates.is_empty()
+        self.globs.is_none()
     }
 
     /// Whether a task spawned at `location` with `name` is ignored.
     pub(crate) fn ignores(&self, name: Option<&str>, location: &Location<'_>) -> bool {
+        let Some(globs) = &self.globs else {
+            return false;
+        };
         if let Some(name) = name {
-            if self.names.iter().any(|glob| glob_matches(glob, name)) {
+            if globs.names.iter().any(|glob| glob_matches(glob, name)) {
                 return true;
             }
         }
         let file = location.file();
-        if self
+        if globs
             .locations
             .iter()
             .any(|glob| path_glob_matches(glob, file))
@@ -53,7 +73,7 @@ impl Filters {
             return true;
         }
         match crate_of(file) {
-            Some(name) => self.crates.iter().any(|glob| glob_matches(glob, &name)),
+            Some(name) => globs.crates.iter().any(|glob| glob_matches(glob, &name)),
             None => false,
         }
     }
@@ -178,6 +198,28 @@ mod tests {
         );
         assert_eq!(crate_of("src/lib.rs"), None, "the root package's own files");
         assert_eq!(crate_of("tests/tests/attribute.rs"), None);
+    }
+
+    #[test]
+    fn a_clone_shares_the_globs_until_one_side_adds() {
+        let mut template = Filters::default();
+        assert!(template.is_empty());
+        template.add_name("pinger*".into());
+        let mut copy = template.clone();
+        let shared = |a: &Filters, b: &Filters| match (&a.globs, &b.globs) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        assert!(shared(&template, &copy), "a clone copies no glob");
+        copy.add_name("worker-?".into());
+        assert!(!shared(&template, &copy));
+        let here = Location::caller();
+        assert!(copy.ignores(Some("worker-7"), here));
+        assert!(
+            !template.ignores(Some("worker-7"), here),
+            "adding to the clone leaves the template as it was"
+        );
+        assert!(template.ignores(Some("pinger-2"), here));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The registry: a scope's shared state ([`ScopeShared`]), its table of task
-//! records, the thread's current scope ([`context`]), the ignore filters, and
+//! records, the thread's current scope ([`context`]), the ignore filters,
 //! and the process's list of live scopes.
 //!
 //! Everything that happens to a scope goes through [`ScopeShared`]; the
