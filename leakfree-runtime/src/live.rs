@@ -95,7 +95,9 @@ impl ScopeView {
     pub fn name(&self) -> &str {
         &self.name
     }
-    /// How long the scope has been running.
+    /// How long the scope has been running, by the clock task ages are
+    /// read with: on Linux the kernel's coarse clock, so an age may be up
+    /// to one kernel tick (1–10 ms) longer than the truth.
     pub fn age(&self) -> Duration {
         self.age
     }
@@ -132,7 +134,7 @@ pub fn snapshot() -> LiveSnapshot {
         .filter(|s| !s.is_ended())
         .map(|scope| ScopeView {
             name: scope.name.to_string(),
-            age: now.saturating_duration_since(scope.started),
+            age: scope.started.age(now),
             tasks: task_infos(scope, now),
         })
         .collect();

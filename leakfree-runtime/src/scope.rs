@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::artifacts;
 use crate::exit::{
-    Baseline, Deadline, finish_settled, run_exit_protocol, timeout_snapshot, trace_poll,
+    Baseline, Deadline, Settled, finish_settled, run_exit_protocol, timeout_snapshot, trace_poll,
 };
 use crate::instrument::OwnSpawn;
 use crate::policy::{self, Policy};
@@ -230,8 +230,7 @@ impl ScopeBuilder {
             judge_plain_spawns: self.judge_plain_spawns,
             stuck_at: self.stuck_at,
         };
-        let shared = Arc::new(ScopeShared::new(self.name, settings, parent.as_ref()));
-        shared.publish();
+        let shared = ScopeShared::new_published(self.name, settings, parent.as_ref());
         Scope {
             shared,
             baseline,
@@ -336,9 +335,9 @@ impl Scope {
         mut timeout: Option<Timeout>,
     ) -> Result<LeakReport, Pin<Box<dyn Future<Output = LeakReport> + Send>>> {
         if self.baseline.is_none() {
-            if let Some(report) = finish_settled(&self.shared, &mut timeout) {
+            if let Some(settled) = finish_settled(&self.shared, &mut timeout) {
                 self.finished = true;
-                return Ok(report);
+                return Ok(settled.into_report(&self.shared));
             }
         }
         Err(Box::pin(async move {
@@ -481,12 +480,16 @@ impl Scope {
         self.finished = true;
         if self.baseline.is_none() {
             // A settled scope ends here, on the caller's path, synchronously.
-            if let Some(report) = finish_settled(&self.shared, &mut timeout) {
-                if !report.is_clean() {
-                    artifacts::keep(&report);
-                    self.policy.act_off_path(&report);
+            match finish_settled(&self.shared, &mut timeout) {
+                Some(Settled::Clean) => return,
+                Some(Settled::Report(report)) => {
+                    if !report.is_clean() {
+                        artifacts::keep(&report);
+                        self.policy.act_off_path(&report);
+                    }
+                    return;
                 }
-                return;
+                None => {}
             }
         }
         let shared = self.shared.clone();

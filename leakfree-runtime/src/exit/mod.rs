@@ -14,7 +14,7 @@ mod timeout;
 mod totals;
 mod untracked;
 
-pub(crate) use protocol::{finish_settled, run_exit_protocol};
+pub(crate) use protocol::{Settled, finish_settled, run_exit_protocol};
 pub(crate) use stuck_at::trace_poll;
 pub(crate) use timeout::{Deadline, snapshot as timeout_snapshot};
 #[cfg(feature = "metrics")]

@@ -13,7 +13,8 @@
 //! No step sleeps for a fixed time. A scope whose tasks are all gone when its
 //! body ends (and that does not count untracked tasks) is *settled*: its
 //! protocol runs synchronously, in [`finish_settled`], without waiting,
-//! registering a waiter or allocating; [`run_exit_protocol`] starts with it.
+//! registering a waiter or allocating, and a clean one without making a
+//! report; [`run_exit_protocol`] starts with it.
 
 use std::sync::Arc;
 
@@ -36,8 +37,8 @@ pub(crate) async fn run_exit_protocol(
 ) -> LeakReport {
     let mut timeout = timeout;
     if baseline.is_none() {
-        if let Some(report) = finish_settled(scope, &mut timeout) {
-            return report;
+        if let Some(settled) = finish_settled(scope, &mut timeout) {
+            return settled.into_report(scope);
         }
     }
     let settings = &scope.settings;
@@ -89,16 +90,35 @@ pub(crate) async fn run_exit_protocol(
         .collect();
 
     // The one place tracked records, hooked tasks and untracked counts meet.
-    let report = LeakReport::new(
-        scope.name.clone(),
-        settings.grace,
-        scope.spawned_total(),
-        scope.ignored_total(),
-    )
-    .with_leaked(leaked, unabortable)
-    .with_untracked(untracked)
-    .with_enforcement(aborted, background_cancelled, zombies);
+    let report = empty_report(scope)
+        .with_leaked(leaked, unabortable)
+        .with_untracked(untracked)
+        .with_enforcement(aborted, background_cancelled, zombies);
     conclude(scope, report, timeout)
+}
+
+/// How a settled scope ended ([`finish_settled`]); its verdict is counted
+/// either way.
+pub(crate) enum Settled {
+    /// Nothing to report: no task survived, none panicked, no timeout. No
+    /// report was made (so a clean request's scope copies no name and fills
+    /// no report); [`Settled::into_report`] makes the clean one for callers
+    /// that return it.
+    Clean,
+    /// A report with something in it (an unobserved panic, a timeout), or
+    /// one that only turned out clean once observed panics were dropped.
+    /// Boxed: the rare case does not make the common one's return bigger.
+    Report(Box<LeakReport>),
+}
+
+impl Settled {
+    /// The verdict as a report.
+    pub(crate) fn into_report(self, scope: &ScopeShared) -> LeakReport {
+        match self {
+            Settled::Clean => empty_report(scope),
+            Settled::Report(report) => *report,
+        }
+    }
 }
 
 /// The whole protocol for a settled scope (no task of its own alive, none
@@ -110,7 +130,7 @@ pub(crate) async fn run_exit_protocol(
 pub(crate) fn finish_settled(
     scope: &ScopeShared,
     timeout: &mut Option<Timeout>,
-) -> Option<LeakReport> {
+) -> Option<Settled> {
     let settled = |scope: &ScopeShared| scope.all_live() == 0 && scope.hooked_live() == 0;
     if !settled(scope) {
         return None;
@@ -119,13 +139,27 @@ pub(crate) fn finish_settled(
     if aborted != 0 || !settled(scope) {
         return None;
     }
-    let report = LeakReport::new(
+    if timeout.is_none() && !scope.has_panics() {
+        // What `conclude` does with a clean report, without one.
+        scope.mark_ended();
+        totals::count_clean_verdict();
+        return Some(Settled::Clean);
+    }
+    Some(Settled::Report(Box::new(conclude(
+        scope,
+        empty_report(scope),
+        timeout.take(),
+    ))))
+}
+
+/// The report of a scope before the verdict adds to it.
+fn empty_report(scope: &ScopeShared) -> LeakReport {
+    LeakReport::new(
         scope.name.clone(),
         scope.settings.grace,
         scope.spawned_total(),
         scope.ignored_total(),
-    );
-    Some(conclude(scope, report, timeout.take()))
+    )
 }
 
 /// 4. Unobserved panics, and the verdict made final.

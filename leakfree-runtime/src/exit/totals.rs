@@ -44,7 +44,7 @@ pub(crate) struct Totals {
 
 /// Counts a finished scope's verdict.
 pub(super) fn count_verdict(report: &LeakReport) {
-    SCOPES_ENDED[own_shard()].0.fetch_add(1, Ordering::Relaxed);
+    count_scope_ended();
     let leaked = report.leaked().len() as u64 + report.untracked().unwrap_or(0) as u64;
     // Shared counters: a clean verdict touches only the one above.
     let add = |counter: &AtomicU64, n: u64| {
@@ -60,6 +60,18 @@ pub(super) fn count_verdict(report: &LeakReport) {
     }
     #[cfg(feature = "metrics")]
     facade::publish_verdict(report, leaked);
+}
+
+/// Counts a verdict known to be clean, with no report made: all that
+/// [`count_verdict`] adds for a clean report.
+pub(super) fn count_clean_verdict() {
+    count_scope_ended();
+    #[cfg(feature = "metrics")]
+    facade::publish_scope_ended();
+}
+
+fn count_scope_ended() {
+    SCOPES_ENDED[own_shard()].0.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Reads the totals.
@@ -167,8 +179,7 @@ pub(crate) mod facade {
     /// Adds one verdict to the facade's counters; `leaked` is what the
     /// totals counted as leaked.
     pub(super) fn publish_verdict(report: &LeakReport, leaked: u64) {
-        announce();
-        counter!(SCOPES_ENDED_TOTAL).increment(1);
+        publish_scope_ended();
         if report.is_clean() && leaked == 0 {
             // Nothing else to add (every counter was registered at zero by
             // `announce`): one recorder call per clean verdict, not five.
@@ -184,6 +195,12 @@ pub(crate) mod facade {
         for (site, count) in by_site(report) {
             counter!(LEAKED_TASKS_BY_SITE_TOTAL, "site" => site).increment(count);
         }
+    }
+
+    /// A clean verdict's one recorder call.
+    pub(super) fn publish_scope_ended() {
+        announce();
+        counter!(SCOPES_ENDED_TOTAL).increment(1);
     }
 
     /// The report's leaks summed by label value: one recorder call per

@@ -38,7 +38,7 @@
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -48,7 +48,7 @@ use super::filter::Filters;
 use super::slab::Slab;
 use super::table::TaskTable;
 use crate::report::TaskKind;
-use crate::task::{self, Role, TaskRecord};
+use crate::task::{self, Role, SpawnInstant, TaskRecord};
 
 /// What the exit protocol is configured with.
 #[derive(Debug, Clone)]
@@ -66,8 +66,8 @@ pub(crate) struct Settings {
 
 impl Drop for ScopeShared {
     fn drop(&mut self) {
-        if let Some(place) = self.list_key.get() {
-            list_remove(*place);
+        if let Some(place) = self.list_key {
+            list_remove(place);
         }
         // Panics no verdict took (a scope ended without a runtime, or never
         // judged) leave the watch with it.
@@ -153,12 +153,16 @@ pub(crate) struct ScopeShared {
     token: OnceLock<CancellationToken>,
     /// The enclosing scope, kept only to derive the token from its own.
     parent: Option<Arc<ScopeShared>>,
-    pub(crate) started: Instant,
+    /// When the scope started, by the clock tasks' spawn times are read
+    /// with (coarse, so that a request's scope skips the fine read: an age
+    /// is at most one kernel tick longer than the truth).
+    pub(crate) started: SpawnInstant,
     /// Set when the exit protocol has ended the scope (the live view stops
     /// listing it).
     ended: AtomicBool,
-    /// Place in the process's scope list, removed when this is dropped.
-    list_key: OnceLock<ListKey>,
+    /// Place in the process's scope list, removed when this is dropped
+    /// (`None`: never published).
+    list_key: Option<ListKey>,
     /// The nearest scope (this one or an ancestor) that counts untracked
     /// tasks; it must also count this scope's tracked tasks as known.
     untracked_root: Option<Arc<ScopeShared>>,
@@ -193,9 +197,9 @@ impl ScopeShared {
             settings,
             token: OnceLock::new(),
             parent: parent.cloned(),
-            started: Instant::now(),
+            started: SpawnInstant::now(),
             ended: AtomicBool::new(false),
-            list_key: OnceLock::new(),
+            list_key: None,
             untracked_root,
             tasks: Mutex::new(TaskTable::default()),
             live: AtomicU64::new(0),
@@ -210,10 +214,20 @@ impl ScopeShared {
         }
     }
 
-    /// Adds the scope to the process's scope list (which the live view
-    /// reads).
-    pub(crate) fn publish(self: &Arc<Self>) {
-        let _ = self.list_key.set(list_insert(self));
+    /// A new scope's shared state, in the process's scope list (which the
+    /// live view reads) from the start: its place is taken while the state
+    /// is made (where the list's `Weak` does not upgrade yet), so the place
+    /// is a plain field.
+    pub(crate) fn new_published(
+        name: Cow<'static, str>,
+        settings: Settings,
+        parent: Option<&Arc<ScopeShared>>,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|weak| {
+            let mut shared = ScopeShared::new(name, settings, parent);
+            shared.list_key = Some(list_insert(weak.clone()));
+            shared
+        })
     }
 
     /// The scope's cancellation token, made now if it does not exist yet;
@@ -440,6 +454,12 @@ impl ScopeShared {
         });
     }
 
+    /// Whether any tracked task panicked here (observed or not) since the
+    /// panics were last taken.
+    pub(crate) fn has_panics(&self) -> bool {
+        !self.panics.lock().is_empty()
+    }
+
     /// Panics of tracked tasks that no `JoinHandle` handed to its owner.
     pub(crate) fn take_unobserved_panics(&self) -> Vec<PanickedTask> {
         let mut panics = std::mem::take(&mut *self.panics.lock());
@@ -481,8 +501,7 @@ pub(crate) fn own_shard() -> usize {
 }
 
 /// Adds a scope to the list; returns its place for [`list_remove`].
-fn list_insert(scope: &Arc<ScopeShared>) -> ListKey {
-    let weak = Arc::downgrade(scope);
+fn list_insert(weak: Weak<ScopeShared>) -> ListKey {
     let shard = own_shard();
     let key = SCOPES[shard].lock().insert(weak);
     ListKey {

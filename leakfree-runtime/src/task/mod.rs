@@ -20,5 +20,4 @@ mod wake_state;
 
 pub(crate) use abort_slot::start_closing;
 pub(crate) use record::{Role, TaskRecord};
-#[cfg(tokio_unstable)]
 pub(crate) use spawn_clock::SpawnInstant;
