@@ -254,12 +254,11 @@ where
             // before it started: the record leaves the table either way.
             let registration = Registration::new(scope.clone(), key);
             let task_record = record.clone();
-            let mut context = Some(context);
             let handle = tokio::task::spawn_blocking(move || {
                 let registration = registration;
                 task_record.begin_poll(false, None);
                 let result =
-                    context::enter(&mut context, || catch_unwind(AssertUnwindSafe(function)));
+                    context::enter_context(&context, || catch_unwind(AssertUnwindSafe(function)));
                 match result {
                     Ok(value) => {
                         panic_watch::task_ended(&task_record);

@@ -35,9 +35,7 @@ pin_project! {
         // `None` once dropped in place by `PinnedDrop`.
         #[pin]
         inner: Option<F>,
-        // `None` only while moved into the thread-local during a poll or the
-        // inner future's drop.
-        scope: Option<Arc<ScopeShared>>,
+        scope: Arc<ScopeShared>,
         record: Arc<TaskRecord>,
         // The task's place in its scope's table.
         key: u32,
@@ -58,9 +56,7 @@ pin_project! {
             let dropped = in_context(this.scope, this.record, || {
                 catch_unwind(AssertUnwindSafe(|| inner.set(None)))
             });
-            if let Some(scope) = this.scope.as_ref() {
-                scope.deregister(*this.key as usize, this.record.kind);
-            }
+            this.scope.deregister(*this.key as usize, this.record.kind);
             panic_watch::task_ended(this.record);
             if let Err(payload) = dropped {
                 resume_unwind(payload);
@@ -74,7 +70,7 @@ impl<F> Tracked<F> {
         debug_assert_eq!(context.background, record.role == Role::Background);
         Tracked {
             inner: Some(inner),
-            scope: Some(context.scope),
+            scope: context.scope,
             record,
             key: u32::try_from(key).expect("fewer than 2^32 live tasks in one scope"),
             pended: false,
@@ -83,20 +79,9 @@ impl<F> Tracked<F> {
 }
 
 /// Runs `f` with the task's context installed (its scope, and whether it is
-/// background work, which its record's role says); `f` must not unwind (the
-/// scope would not come back to `scope`).
-fn in_context<R>(
-    scope: &mut Option<Arc<ScopeShared>>,
-    record: &TaskRecord,
-    f: impl FnOnce() -> R,
-) -> R {
-    let mut context = scope.take().map(|scope| TaskContext {
-        scope,
-        background: record.role == Role::Background,
-    });
-    let result = context::enter(&mut context, f);
-    *scope = context.map(|context| context.scope);
-    result
+/// background work, which its record's role says).
+fn in_context<R>(scope: &Arc<ScopeShared>, record: &TaskRecord, f: impl FnOnce() -> R) -> R {
+    context::enter(scope, record.role == Role::Background, f)
 }
 
 impl<F: Future> Future for Tracked<F> {
@@ -129,9 +114,8 @@ impl<F: Future> Future for Tracked<F> {
             }
             Ok(poll) => poll,
             Err(payload) => {
-                if let Some(scope) = this.scope.as_ref() {
-                    scope.record_panic(this.record.clone(), panic_message(&*payload));
-                }
+                this.scope
+                    .record_panic(this.record.clone(), panic_message(&*payload));
                 resume_unwind(payload)
             }
         }
@@ -174,16 +158,13 @@ pin_project! {
     pub struct Entered<F> {
         #[pin]
         inner: F,
-        context: Option<TaskContext>,
+        context: TaskContext,
     }
 }
 
 impl<F> Entered<F> {
     pub(crate) fn new(inner: F, context: TaskContext) -> Self {
-        Entered {
-            inner,
-            context: Some(context),
-        }
+        Entered { inner, context }
     }
 }
 
@@ -193,7 +174,7 @@ impl<F: Future> Future for Entered<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let inner = this.inner;
-        context::enter(this.context, || inner.poll(cx))
+        context::enter_context(this.context, || inner.poll(cx))
     }
 }
 
