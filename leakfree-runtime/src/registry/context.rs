@@ -98,22 +98,12 @@ pub(crate) fn current() -> Option<TaskContext> {
 
 #[cfg(test)]
 mod tests {
-    use std::borrow::Cow;
     use std::panic::{AssertUnwindSafe, catch_unwind};
 
     use super::*;
-    use crate::registry::{Filters, Settings};
 
     fn scope(name: &'static str) -> Arc<ScopeShared> {
-        let settings = Settings {
-            grace: std::time::Duration::ZERO,
-            abort_timeout: std::time::Duration::ZERO,
-            filters: Filters::default(),
-            count_untracked: false,
-            judge_plain_spawns: true,
-            stuck_at: false,
-        };
-        Arc::new(ScopeShared::new(Cow::Borrowed(name), settings, None))
+        ScopeShared::for_test(name)
     }
 
     fn current_name() -> Option<String> {

@@ -214,6 +214,21 @@ impl ScopeShared {
         }
     }
 
+    /// A scope's state for unit tests: default filters, zero grace and
+    /// abort timeout, outside the scope list.
+    #[cfg(test)]
+    pub(crate) fn for_test(name: &'static str) -> Arc<Self> {
+        let settings = Settings {
+            grace: std::time::Duration::ZERO,
+            abort_timeout: std::time::Duration::ZERO,
+            filters: super::Filters::default(),
+            count_untracked: false,
+            judge_plain_spawns: true,
+            stuck_at: false,
+        };
+        Arc::new(ScopeShared::new(Cow::Borrowed(name), settings, None))
+    }
+
     /// A new scope's shared state, in the process's scope list (which the
     /// live view reads) from the start: its place is taken while the state
     /// is made (where the list's `Weak` does not upgrade yet), so the place

@@ -207,7 +207,6 @@ impl<F: Future> Future for CatchUnwind<F> {
 
 #[cfg(test)]
 mod tests {
-    use std::borrow::Cow;
     use std::future::poll_fn;
     use std::sync::Arc;
     use std::task::{Poll, Waker};
@@ -216,20 +215,11 @@ mod tests {
     use tokio_test::{assert_pending, assert_ready, task};
 
     use super::*;
-    use crate::registry::{Filters, Settings};
     use crate::report::{TaskKind, TaskState};
     use crate::task::Role;
 
     fn scope() -> Arc<ScopeShared> {
-        let settings = Settings {
-            grace: std::time::Duration::ZERO,
-            abort_timeout: std::time::Duration::ZERO,
-            filters: Filters::default(),
-            count_untracked: false,
-            judge_plain_spawns: true,
-            stuck_at: false,
-        };
-        Arc::new(ScopeShared::new(Cow::Borrowed("unit"), settings, None))
+        ScopeShared::for_test("unit")
     }
 
     /// Wraps `future` as a tracked task of a fresh scope, without a runtime.
