@@ -24,6 +24,7 @@
 use std::process::ExitCode;
 
 use leakfree_runtime::{Policy, Scope};
+use tokio::task::JoinError;
 
 const USAGE: &str = "usage: spawn_path <tokio|tracked|scope|yield-tokio|yield-tracked> <rounds>";
 
@@ -74,41 +75,30 @@ fn main() -> ExitCode {
 
 async fn round(mode: Mode) {
     match mode {
-        Mode::Tokio => {
-            let handles: Vec<_> = (0..TASKS).map(|_| tokio::spawn(async { 1u32 })).collect();
-            for handle in handles {
-                handle.await.expect("the task returns");
-            }
-        }
+        Mode::Tokio => join_all((0..TASKS).map(|_| tokio::spawn(async { 1u32 }))).await,
         Mode::Tracked => {
-            in_scope(async {
-                let handles: Vec<_> = (0..TASKS)
-                    .map(|_| leakfree_runtime::spawn(async { 1u32 }))
-                    .collect();
-                for handle in handles {
-                    handle.await.expect("the task returns");
-                }
-            })
+            in_scope(join_all(
+                (0..TASKS).map(|_| leakfree_runtime::spawn(async { 1u32 })),
+            ))
             .await
         }
         Mode::Scope => in_scope(async {}).await,
-        Mode::YieldTokio => {
-            let handles: Vec<_> = (0..YIELDERS).map(|_| tokio::spawn(yielder())).collect();
-            for handle in handles {
-                handle.await.expect("the task returns");
-            }
-        }
+        Mode::YieldTokio => join_all((0..YIELDERS).map(|_| tokio::spawn(yielder()))).await,
         Mode::YieldTracked => {
-            in_scope(async {
-                let handles: Vec<_> = (0..YIELDERS)
-                    .map(|_| leakfree_runtime::spawn(yielder()))
-                    .collect();
-                for handle in handles {
-                    handle.await.expect("the task returns");
-                }
-            })
+            in_scope(join_all(
+                (0..YIELDERS).map(|_| leakfree_runtime::spawn(yielder())),
+            ))
             .await
         }
+    }
+}
+
+/// Spawns every task of `spawns` (when first polled: inside the scope, for
+/// the tracked modes), then joins them in order.
+async fn join_all<T>(spawns: impl IntoIterator<Item: Future<Output = Result<T, JoinError>>>) {
+    let handles: Vec<_> = spawns.into_iter().collect();
+    for handle in handles {
+        handle.await.expect("the task returns");
     }
 }
 

@@ -1,0 +1,75 @@
+//! The callgrind drivers' smoke runs (`request_path`, `spawn_path`): every
+//! mode runs and says so (a handler error, a leak, a failed join or a panic
+//! would exit otherwise); a bad argument is named. No number is checked
+//! (callgrind's counts are read by a person, before and after a change).
+
+use std::process::Command;
+
+/// Runs a driver binary: its exit code, standard output and standard error.
+fn run(binary: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let output = Command::new(binary)
+        .args(args)
+        .output()
+        .unwrap_or_else(|error| panic!("run {binary}: {error}"));
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+const REQUEST_PATH: &str = env!("CARGO_BIN_EXE_request_path");
+const SPAWN_PATH: &str = env!("CARGO_BIN_EXE_spawn_path");
+
+#[test]
+fn request_path_serves_its_requests_in_both_modes() {
+    for mode in ["plain", "layer"] {
+        let (code, stdout, stderr) = run(REQUEST_PATH, &[mode, "200"]);
+        assert_eq!(code, Some(0), "{stdout}{stderr}");
+        assert_eq!(stdout.trim(), format!("200 requests through {mode}"));
+    }
+}
+
+#[test]
+fn request_path_names_a_bad_argument_and_exits_2() {
+    let (code, _, stderr) = run(REQUEST_PATH, &["layered", "10"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("unknown mode \"layered\"; expected plain or layer"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run(REQUEST_PATH, &["layer", "many"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("<requests> takes a whole number, got \"many\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn spawn_path_runs_its_rounds_in_every_mode() {
+    for mode in ["tokio", "tracked", "scope", "yield-tokio", "yield-tracked"] {
+        let (code, stdout, stderr) = run(SPAWN_PATH, &[mode, "2"]);
+        assert_eq!(code, Some(0), "{stdout}{stderr}");
+        assert_eq!(stdout.trim(), format!("2 rounds of {mode}"));
+        assert!(!stderr.contains("leaked"), "{stderr}");
+    }
+}
+
+#[test]
+fn spawn_path_names_a_bad_argument_and_exits_2() {
+    let (code, _, stderr) = run(SPAWN_PATH, &["spawn", "10"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "unknown mode \"spawn\"; expected tokio, tracked, scope, yield-tokio or yield-tracked"
+        ),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run(SPAWN_PATH, &["tracked", "ten"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("<rounds> takes a whole number, got \"ten\""),
+        "{stderr}"
+    );
+}
