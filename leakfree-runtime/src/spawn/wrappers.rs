@@ -293,48 +293,71 @@ mod tests {
         assert_eq!(record.state(), TaskState::Scheduled);
     }
 
+    /// tokio polls a task with one waker for its whole life, so the first
+    /// one is stored for good (see `RuntimeWaker` in `task/record.rs`);
+    /// every poll with it keeps forwarding wakes to it.
     #[test]
-    fn wakes_reach_the_waker_of_the_latest_poll() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        use std::task::Wake;
-
-        #[derive(Default)]
-        struct Counting(AtomicUsize);
-        impl Wake for Counting {
-            fn wake(self: Arc<Self>) {
-                self.0.fetch_add(1, Ordering::SeqCst);
-            }
+    fn wakes_reach_the_waker_tokio_polls_with() {
+        let (future, record, slot, counter) = storing_task();
+        let mut future = std::pin::pin!(future);
+        let waker = Waker::from(counter.clone());
+        for round in 1..=3 {
+            let poll = future.as_mut().poll(&mut Context::from_waker(&waker));
+            assert!(poll.is_pending());
+            slot.lock().as_ref().unwrap().wake_by_ref();
+            assert_eq!(counter.count(), round);
         }
+        assert_eq!(record.state(), TaskState::Scheduled);
+    }
 
+    /// A poll with a waker that wakes another task breaks that premise: a
+    /// debug build says so at once instead of forwarding wakes to a stale
+    /// waker.
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "polled with a waker other than")]
+    fn a_poll_with_another_waker_fails_a_debug_build() {
+        let (future, _record, _slot, first) = storing_task();
+        let mut future = std::pin::pin!(future);
+        let second = Arc::new(Counting::default());
+        for poller in [first, second] {
+            let waker = Waker::from(poller);
+            let _ = future.as_mut().poll(&mut Context::from_waker(&waker));
+        }
+    }
+
+    /// A runtime waker that counts its wakes.
+    #[derive(Default)]
+    struct Counting(std::sync::atomic::AtomicUsize);
+
+    impl Counting {
+        fn count(&self) -> usize {
+            self.0.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    impl std::task::Wake for Counting {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// A tracked task that stores the waker of each poll in a slot, and a
+    /// counting runtime waker to poll it with.
+    #[allow(clippy::type_complexity)]
+    fn storing_task() -> (
+        Tracked<impl Future<Output = ()>>,
+        Arc<TaskRecord>,
+        Arc<Mutex<Option<Waker>>>,
+        Arc<Counting>,
+    ) {
         let slot: Arc<Mutex<Option<Waker>>> = Arc::default();
         let stored = slot.clone();
         let (future, record, _scope) = tracked(poll_fn(move |cx| {
             *stored.lock() = Some(cx.waker().clone());
             Poll::<()>::Pending
         }));
-        let mut future = std::pin::pin!(future);
-        let (first, second) = (Arc::new(Counting::default()), Arc::new(Counting::default()));
-        let count = |c: &Arc<Counting>| c.0.load(Ordering::SeqCst);
-        let mut poll_by = |poller: &Arc<Counting>| {
-            let waker = Waker::from(poller.clone());
-            let poll = future.as_mut().poll(&mut Context::from_waker(&waker));
-            assert!(poll.is_pending());
-        };
-
-        for _ in 0..2 {
-            poll_by(&first);
-            slot.lock().as_ref().unwrap().wake_by_ref();
-        }
-        assert_eq!((count(&first), count(&second)), (2, 0));
-
-        poll_by(&second);
-        slot.lock().take().unwrap().wake();
-        assert_eq!(
-            (count(&first), count(&second)),
-            (2, 1),
-            "the new poller's waker"
-        );
-        assert_eq!(record.state(), TaskState::Scheduled);
+        (future, record, slot, Arc::new(Counting::default()))
     }
 
     /// The wrapper adds 24 bytes to a small future (so a trivial task's cell

@@ -31,7 +31,6 @@ use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use futures_task::ArcWake;
-use parking_lot::Mutex;
 use tokio::task::{AbortHandle, Id};
 
 use super::abort_slot::{Abort, AbortSlot};
@@ -66,9 +65,6 @@ pub(crate) struct TaskRecord {
     abort: AbortSlot<AbortHandle>,
     wake_state: WakeState,
     runtime_waker: RuntimeWaker,
-    /// Whether `runtime_waker` moved to its locked slot (see [`RuntimeWaker`];
-    /// outside it so that it fits in the record's spare bytes).
-    runtime_waker_replaced: AtomicBool,
     /// Set when a `JoinHandle` returned the task's panic to its owner.
     panic_observed: AtomicBool,
 }
@@ -89,7 +85,6 @@ impl TaskRecord {
             abort: AbortSlot::new(),
             wake_state: WakeState::new(),
             runtime_waker: RuntimeWaker::default(),
-            runtime_waker_replaced: AtomicBool::new(false),
             panic_observed: AtomicBool::new(false),
         }
     }
@@ -141,14 +136,13 @@ impl TaskRecord {
     /// is made visible before `woken` is cleared (see the invariants);
     /// `forget_wakes` is true for a real poll, whose waker the wakes before
     /// it were answered by. `poller` is the waker the poll was given (`None`
-    /// for a blocking closure): once one is stored, a different one replaces
-    /// it (see [`RuntimeWaker`]); the first is only stored by
-    /// [`TaskRecord::poll_pending`].
+    /// for a blocking closure); debug builds check that it wakes the same
+    /// task as the one stored (see [`RuntimeWaker`]), which is only stored
+    /// by [`TaskRecord::poll_pending`].
     pub(crate) fn begin_poll(&self, forget_wakes: bool, poller: Option<&Waker>) {
         self.wake_state.begin_poll(forget_wakes);
         if let Some(waker) = poller {
-            self.runtime_waker
-                .update_if_stored(waker, &self.runtime_waker_replaced);
+            self.runtime_waker.check_same(waker);
         }
     }
 
@@ -200,13 +194,15 @@ impl TaskRecord {
 
 /// The waker tokio polls a task with, which the record's wakes forward to.
 ///
-/// tokio gives a task the same waker at every poll, so the first one is kept
-/// in a `OnceLock` and a wake reads it with one acquire load: no lock, no
-/// clone; each poll only compares its waker with it (`Waker::will_wake`). A
-/// poll with a different waker (an executor other than tokio's, or a future
-/// polled by hand) moves it to `current`, behind a lock, for good, and sets
-/// the `replaced` flag the record keeps beside it; from then on polls
-/// compare under that lock.
+/// A tracked task's wrapper is only ever polled by tokio's task harness
+/// (it is crate-private and handed only to tokio's spawn functions), and
+/// tokio polls a task with the same waker every time: one made from the
+/// task's header and one static vtable (`runtime/task/waker.rs`). So the
+/// first one is kept for good in a `OnceLock`, and a wake reads it with one
+/// acquire load: no lock, no clone, and nothing to compare at each poll.
+/// Debug builds check at every poll that the poll's waker wakes the same
+/// task as the stored one (`Waker::will_wake`), so a change in that
+/// premise fails the tests rather than sending wakes to a stale waker.
 ///
 /// The first waker is stored only after the first poll that returns
 /// `Pending` ([`TaskRecord::poll_pending`]): most short tasks finish in their
@@ -226,59 +222,40 @@ impl TaskRecord {
 #[derive(Debug, Default)]
 struct RuntimeWaker {
     first: OnceLock<Waker>,
-    // Boxed: the rare case should not make every record bigger.
-    current: Mutex<Option<Box<Waker>>>,
 }
 
 impl RuntimeWaker {
-    /// Called by the poller (one at a time) with the waker of its poll, once
-    /// one is stored: replaces it unless it wakes the same task as the one
-    /// stored (compared by `Waker::will_wake`, no lock taken while the first
-    /// one holds).
-    fn update_if_stored(&self, waker: &Waker, replaced: &AtomicBool) {
-        if !replaced.load(Ordering::Relaxed) {
-            match self.first.get() {
-                Some(first) if first.will_wake(waker) => return,
-                Some(_) => {}
-                // Stored after the first `Pending` poll instead.
-                None => return,
-            }
-        } else if let Some(current) = self.current.lock().as_deref() {
-            if current.will_wake(waker) {
-                return;
+    /// Called by the poller with the waker of its poll: in debug builds,
+    /// checks that it wakes the task the stored one wakes (see above).
+    fn check_same(&self, waker: &Waker) {
+        if cfg!(debug_assertions) {
+            if let Some(first) = self.first.get() {
+                assert!(
+                    first.will_wake(waker),
+                    "a tracked task was polled with a waker other than the one \
+                     tokio gave its first `Pending` poll"
+                );
             }
         }
-        // Store first, then flag: a wake that sees the flag finds the waker.
-        *self.current.lock() = Some(Box::new(waker.clone()));
-        replaced.store(true, Ordering::Release);
     }
 
-    /// Called by the poller after its first `Pending` poll: stores `waker`
-    /// as the first one (a replacement only ever follows it); returns
-    /// whether it did.
+    /// Called by the poller after its first `Pending` poll: stores `waker`;
+    /// returns whether it did (it is stored once).
     fn publish_first(&self, waker: &Waker) -> bool {
         self.first.set(waker.clone()).is_ok()
     }
 
-    fn wake(&self, replaced: &AtomicBool) {
-        if !replaced.load(Ordering::Acquire) {
-            if let Some(waker) = self.first.get() {
-                waker.wake_by_ref();
-                return;
-            }
-            // None stored yet: the task is in its first `Pending` poll.
-            // Pairs with the fence in `TaskRecord::poll_pending` (see the
-            // invariant): look again after it.
-            fence(Ordering::SeqCst);
-            if let Some(waker) = self.first.get() {
-                waker.wake_by_ref();
-            }
+    fn wake(&self) {
+        if let Some(waker) = self.first.get() {
+            waker.wake_by_ref();
             return;
         }
-        // Wake outside the lock: tokio's wake may take its own locks.
-        let waker = self.current.lock().as_deref().cloned();
-        if let Some(waker) = waker {
-            waker.wake();
+        // None stored yet: the task is in its first `Pending` poll.
+        // Pairs with the fence in `TaskRecord::poll_pending` (see the
+        // invariant): look again after it.
+        fence(Ordering::SeqCst);
+        if let Some(waker) = self.first.get() {
+            waker.wake_by_ref();
         }
     }
 }
@@ -292,9 +269,7 @@ impl Abort for AbortHandle {
 impl ArcWake for TaskRecord {
     fn wake_by_ref(arc_self: &Arc<Self>) {
         arc_self.wake_state.note_wake();
-        arc_self
-            .runtime_waker
-            .wake(&arc_self.runtime_waker_replaced);
+        arc_self.runtime_waker.wake();
     }
 }
 
