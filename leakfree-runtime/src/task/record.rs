@@ -279,6 +279,14 @@ impl ArcWake for TaskRecord {
 mod tests {
     use super::super::wake_state::{Observed, WakeState};
 
+    /// 88 bytes, 104 with the `Arc`'s counts: glibc's 112-byte block
+    /// (table 5b of `BENCHMARKS.md`); a field more moves every tracked task
+    /// to the next block size.
+    #[test]
+    fn a_record_is_88_bytes() {
+        assert_eq!(std::mem::size_of::<super::TaskRecord>(), 88);
+    }
+
     #[test]
     fn the_poll_counter_wraps_without_saying_never_polled() {
         let state = WakeState::at_poll_seq(u32::MAX - 1);
