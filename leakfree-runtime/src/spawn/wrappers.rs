@@ -243,6 +243,26 @@ mod tests {
         )
     }
 
+    /// Where a task's future keeps the waker of its latest poll.
+    type WakerSlot = Arc<Mutex<Option<Waker>>>;
+
+    /// A tracked task whose future stores the waker of each poll in the
+    /// returned slot and stays pending.
+    fn storing_task() -> (
+        Tracked<impl Future<Output = ()>>,
+        Arc<TaskRecord>,
+        Arc<ScopeShared>,
+        WakerSlot,
+    ) {
+        let slot = WakerSlot::default();
+        let stored = slot.clone();
+        let (future, record, scope) = tracked(poll_fn(move |cx| {
+            *stored.lock() = Some(cx.waker().clone());
+            Poll::<()>::Pending
+        }));
+        (future, record, scope, slot)
+    }
+
     #[test]
     fn a_task_never_polled_is_scheduled() {
         let (_task, record, _scope) = tracked(std::future::pending::<()>());
@@ -259,12 +279,7 @@ mod tests {
 
     #[test]
     fn a_stored_waker_means_waiting_until_it_is_dropped() {
-        let slot: Arc<Mutex<Option<Waker>>> = Arc::default();
-        let stored = slot.clone();
-        let (future, record, _scope) = tracked(poll_fn(move |cx| {
-            *stored.lock() = Some(cx.waker().clone());
-            Poll::<()>::Pending
-        }));
+        let (future, record, _scope, slot) = storing_task();
         let mut task = task::spawn(future);
         assert_pending!(task.poll());
         assert_eq!(record.state(), TaskState::Waiting { wakers: 1 });
@@ -279,12 +294,7 @@ mod tests {
 
     #[test]
     fn a_wake_makes_it_scheduled_and_reaches_the_runtime_waker() {
-        let slot: Arc<Mutex<Option<Waker>>> = Arc::default();
-        let stored = slot.clone();
-        let (future, record, _scope) = tracked(poll_fn(move |cx| {
-            *stored.lock() = Some(cx.waker().clone());
-            Poll::<()>::Pending
-        }));
+        let (future, record, _scope, slot) = storing_task();
         let mut task = task::spawn(future);
         assert_pending!(task.poll());
         assert!(!task.is_woken());
@@ -298,7 +308,8 @@ mod tests {
     /// every poll with it keeps forwarding wakes to it.
     #[test]
     fn wakes_reach_the_waker_tokio_polls_with() {
-        let (future, record, slot, counter) = storing_task();
+        let (future, record, _scope, slot) = storing_task();
+        let counter = Arc::new(Counting::default());
         let mut future = std::pin::pin!(future);
         let waker = Waker::from(counter.clone());
         for round in 1..=3 {
@@ -317,10 +328,9 @@ mod tests {
     #[cfg(debug_assertions)]
     #[should_panic(expected = "polled with a waker other than")]
     fn a_poll_with_another_waker_fails_a_debug_build() {
-        let (future, _record, _slot, first) = storing_task();
+        let (future, _record, _scope, _slot) = storing_task();
         let mut future = std::pin::pin!(future);
-        let second = Arc::new(Counting::default());
-        for poller in [first, second] {
+        for poller in [Arc::new(Counting::default()), Arc::new(Counting::default())] {
             let waker = Waker::from(poller);
             let _ = future.as_mut().poll(&mut Context::from_waker(&waker));
         }
@@ -340,24 +350,6 @@ mod tests {
         fn wake(self: Arc<Self>) {
             self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
-    }
-
-    /// A tracked task that stores the waker of each poll in a slot, and a
-    /// counting runtime waker to poll it with.
-    #[allow(clippy::type_complexity)]
-    fn storing_task() -> (
-        Tracked<impl Future<Output = ()>>,
-        Arc<TaskRecord>,
-        Arc<Mutex<Option<Waker>>>,
-        Arc<Counting>,
-    ) {
-        let slot: Arc<Mutex<Option<Waker>>> = Arc::default();
-        let stored = slot.clone();
-        let (future, record, _scope) = tracked(poll_fn(move |cx| {
-            *stored.lock() = Some(cx.waker().clone());
-            Poll::<()>::Pending
-        }));
-        (future, record, slot, Arc::new(Counting::default()))
     }
 
     /// The wrapper adds 24 bytes to a small future (so a trivial task's cell
@@ -432,12 +424,7 @@ mod tests {
     /// dropped after it) without reaching a freed record.
     #[test]
     fn a_waker_clone_outlives_its_task() {
-        let slot: Arc<Mutex<Option<Waker>>> = Arc::default();
-        let stored = slot.clone();
-        let (future, record, scope) = tracked(poll_fn(move |cx| {
-            *stored.lock() = Some(cx.waker().clone());
-            Poll::<()>::Pending
-        }));
+        let (future, record, scope, slot) = storing_task();
         let weak = Arc::downgrade(&record);
         drop(record);
         let mut task = task::spawn(future);
