@@ -228,15 +228,11 @@ impl RuntimeWaker {
     /// Called by the poller with the waker of its poll: in debug builds,
     /// checks that it wakes the task the stored one wakes (see above).
     fn check_same(&self, waker: &Waker) {
-        if cfg!(debug_assertions) {
-            if let Some(first) = self.first.get() {
-                assert!(
-                    first.will_wake(waker),
-                    "a tracked task was polled with a waker other than the one \
-                     tokio gave its first `Pending` poll"
-                );
-            }
-        }
+        debug_assert!(
+            self.first.get().is_none_or(|first| first.will_wake(waker)),
+            "a tracked task was polled with a waker other than the one \
+             tokio gave its first `Pending` poll"
+        );
     }
 
     /// Called by the poller after its first `Pending` poll: stores `waker`;
