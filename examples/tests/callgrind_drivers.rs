@@ -18,6 +18,13 @@ fn run(binary: &str, args: &[&str]) -> (Option<i32>, String, String) {
     )
 }
 
+/// Runs a driver with a bad argument: it exits 2 and names the problem.
+fn assert_usage_error(binary: &str, args: &[&str], message: &str) {
+    let (code, _, stderr) = run(binary, args);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains(message), "{stderr}");
+}
+
 const REQUEST_PATH: &str = env!("CARGO_BIN_EXE_request_path");
 const SPAWN_PATH: &str = env!("CARGO_BIN_EXE_spawn_path");
 
@@ -32,17 +39,15 @@ fn request_path_serves_its_requests_in_both_modes() {
 
 #[test]
 fn request_path_names_a_bad_argument_and_exits_2() {
-    let (code, _, stderr) = run(REQUEST_PATH, &["layered", "10"]);
-    assert_eq!(code, Some(2), "{stderr}");
-    assert!(
-        stderr.contains("unknown mode \"layered\"; expected plain or layer"),
-        "{stderr}"
+    assert_usage_error(
+        REQUEST_PATH,
+        &["layered", "10"],
+        "unknown mode \"layered\"; expected plain or layer",
     );
-    let (code, _, stderr) = run(REQUEST_PATH, &["layer", "many"]);
-    assert_eq!(code, Some(2), "{stderr}");
-    assert!(
-        stderr.contains("<requests> takes a whole number, got \"many\""),
-        "{stderr}"
+    assert_usage_error(
+        REQUEST_PATH,
+        &["layer", "many"],
+        "<requests> takes a whole number, got \"many\"",
     );
 }
 
@@ -58,18 +63,14 @@ fn spawn_path_runs_its_rounds_in_every_mode() {
 
 #[test]
 fn spawn_path_names_a_bad_argument_and_exits_2() {
-    let (code, _, stderr) = run(SPAWN_PATH, &["spawn", "10"]);
-    assert_eq!(code, Some(2), "{stderr}");
-    assert!(
-        stderr.contains(
-            "unknown mode \"spawn\"; expected tokio, tracked, scope, yield-tokio or yield-tracked"
-        ),
-        "{stderr}"
+    assert_usage_error(
+        SPAWN_PATH,
+        &["spawn", "10"],
+        "unknown mode \"spawn\"; expected tokio, tracked, scope, yield-tokio or yield-tracked",
     );
-    let (code, _, stderr) = run(SPAWN_PATH, &["tracked", "ten"]);
-    assert_eq!(code, Some(2), "{stderr}");
-    assert!(
-        stderr.contains("<rounds> takes a whole number, got \"ten\""),
-        "{stderr}"
+    assert_usage_error(
+        SPAWN_PATH,
+        &["tracked", "ten"],
+        "<rounds> takes a whole number, got \"ten\"",
     );
 }
