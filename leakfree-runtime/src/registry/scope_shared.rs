@@ -86,16 +86,26 @@ impl Drop for ScopeShared {
 pub(crate) struct Registration {
     pub(crate) scope: Arc<ScopeShared>,
     key: usize,
+    /// The strong reference the table's borrowed pointer relies on
+    /// ([`ScopeShared::register`]'s contract), dropped only after the
+    /// deregistration.
+    _record: Arc<TaskRecord>,
 }
 
 impl Registration {
-    pub(crate) fn new(scope: Arc<ScopeShared>, key: usize) -> Self {
-        Registration { scope, key }
+    /// Takes over the place `key` that `record` was registered at in `scope`.
+    pub(crate) fn new(scope: Arc<ScopeShared>, key: usize, record: Arc<TaskRecord>) -> Self {
+        Registration {
+            scope,
+            key,
+            _record: record,
+        }
     }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
+        // Before the fields (the record among them) are dropped.
         self.scope.deregister(self.key, TaskKind::Blocking);
     }
 }
@@ -303,12 +313,17 @@ impl ScopeShared {
     }
 
     /// Adds a record; returns its key for [`ScopeShared::deregister`].
-    pub(crate) fn register(&self, record: &Arc<TaskRecord>) -> usize {
+    ///
+    /// # Safety
+    /// The caller (the task's holder: its wrapper, or a blocking closure's
+    /// [`Registration`]) keeps a strong reference to `record` until its
+    /// [`ScopeShared::deregister`] of the key has returned: the table
+    /// borrows the record (see `registry/table.rs`).
+    pub(crate) unsafe fn register(&self, record: &Arc<TaskRecord>) -> usize {
         let role = record.role;
         if in_runtime_count(record.kind) {
             self.known_task_started();
         }
-        let weak = Arc::downgrade(record);
         let mut tasks = self.tasks.lock();
         // Both only ever change under the table lock: a load and a store,
         // not a read-modify-write (see the invariants).
@@ -317,7 +332,9 @@ impl ScopeShared {
         let live = self.live.load(Ordering::Relaxed);
         self.live
             .store(live + LiveCount::of(role).0, Ordering::Release);
-        tasks.insert((weak, role))
+        // SAFETY: the caller's contract is `insert`'s, and the table's lock
+        // is held here as in `deregister`.
+        unsafe { tasks.insert(record, role) }
     }
 
     /// Removes a record of `kind` once its task's future is gone.
@@ -325,22 +342,20 @@ impl ScopeShared {
         let (removed, reached_zero) = {
             let mut tasks = self.tasks.lock();
             match tasks.remove(key) {
-                Some((weak, role)) => {
+                Some(role) => {
                     let delta = LiveCount::of(role);
                     let after = LiveCount(self.live.load(Ordering::Relaxed) - delta.0);
                     self.live.store(after.0, Ordering::Release);
                     let reached_zero =
                         after.all() == 0 || (role == Role::Regular && after.regular() == 0);
-                    (Some(weak), reached_zero)
+                    (true, reached_zero)
                 }
-                None => (None, false),
+                None => (false, false),
             }
         };
-        // The table's `Weak` goes outside the lock.
-        if removed.is_some() && in_runtime_count(kind) {
+        if removed && in_runtime_count(kind) {
             self.known_task_ended();
         }
-        drop(removed);
         if reached_zero {
             self.changed.notify_waiters();
         }
@@ -411,7 +426,7 @@ impl ScopeShared {
 
     /// The live records, in no particular order.
     pub(crate) fn live_records(&self) -> Vec<Arc<TaskRecord>> {
-        self.tasks.lock().iter().filter_map(Weak::upgrade).collect()
+        self.tasks.lock().upgrade_all()
     }
 
     /// Stops the scope: no task may start in it any more, its token is

@@ -178,7 +178,12 @@ fn place(
         role
     };
     let record = Arc::new(TaskRecord::new(name.map(Box::from), location, kind, role));
-    let key = scope.register(&record);
+    // SAFETY: the record goes to its holder with the key: the task's
+    // `Tracked` wrapper (which deregisters in its drop, before its record
+    // field is dropped) or a blocking closure's `Registration` (the same, in
+    // its `Drop`), both made before anything between here and them can
+    // drop the `Placement`'s reference.
+    let key = unsafe { scope.register(&record) };
     let explicit = explicit.then(|| scope.clone());
     let context = TaskContext {
         scope,
@@ -252,7 +257,7 @@ where
             let scope = context.scope.clone();
             // Dropped with the closure, whether it ran or was cancelled
             // before it started: the record leaves the table either way.
-            let registration = Registration::new(scope.clone(), key);
+            let registration = Registration::new(scope.clone(), key, record.clone());
             let task_record = record.clone();
             let handle = tokio::task::spawn_blocking(move || {
                 let registration = registration;

@@ -231,7 +231,9 @@ mod tests {
             TaskKind::Async,
             Role::Regular,
         ));
-        let key = scope.register(&record);
+        // SAFETY: the `Tracked` made below holds `record` and deregisters
+        // in its drop, before its record field is dropped.
+        let key = unsafe { scope.register(&record) };
         let context = TaskContext {
             scope: scope.clone(),
             background: false,

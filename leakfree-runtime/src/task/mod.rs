@@ -8,10 +8,13 @@
 //!   between a spawn and its scope's close) are the two lock-free cores. They
 //!   are written against `sync` only, so `tests/loom_wake_state.rs` and
 //!   `tests/loom_close.rs` compile the very same files against loom.
+//! - `lent` is debug builds' check that no record is freed while a scope's
+//!   table borrows it.
 //! - `panic_watch` is where a task's panic and its `JoinHandle` meet (the
 //!   handle holds no reference to the record).
 
 mod abort_slot;
+pub(crate) mod lent;
 pub(crate) mod panic_watch;
 mod record;
 mod spawn_clock;

@@ -256,6 +256,13 @@ impl RuntimeWaker {
     }
 }
 
+#[cfg(debug_assertions)]
+impl Drop for TaskRecord {
+    fn drop(&mut self) {
+        super::lent::check_not_lent(std::ptr::from_ref(self).cast());
+    }
+}
+
 impl Abort for AbortHandle {
     fn abort(&self) {
         AbortHandle::abort(self);
