@@ -6,7 +6,9 @@
 //! tokio's waker. One allocation per task holds both. The task wrapper keeps
 //! exactly [`WRAPPER_REFS`] strong reference to the record (an `Arc`, whose
 //! waker each poll borrows with `futures_task::waker_ref`, adding none); the
-//! scope's table and the `JoinHandle` keep only `Weak` ones; a reader holds one while it looks. Every waker clone that a timer,
+//! scope's table borrows it (a pointer, no count; see `registry/table.rs`)
+//! and the `JoinHandle` holds none; a reader holds one while it looks.
+//! Every waker clone that a timer,
 //! socket, channel or user future stores adds one. So between polls:
 //!
 //! - strong references above the wrapper's and the reader's: someone holds a
