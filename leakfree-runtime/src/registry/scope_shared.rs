@@ -89,17 +89,18 @@ pub(crate) struct Registration {
     /// The strong reference the table's borrowed pointer relies on
     /// ([`ScopeShared::register`]'s contract), dropped only after the
     /// deregistration.
-    _record: Arc<TaskRecord>,
+    record: Arc<TaskRecord>,
 }
 
 impl Registration {
     /// Takes over the place `key` that `record` was registered at in `scope`.
     pub(crate) fn new(scope: Arc<ScopeShared>, key: usize, record: Arc<TaskRecord>) -> Self {
-        Registration {
-            scope,
-            key,
-            _record: record,
-        }
+        Registration { scope, key, record }
+    }
+
+    /// The closure's record.
+    pub(crate) fn record(&self) -> &Arc<TaskRecord> {
+        &self.record
     }
 }
 

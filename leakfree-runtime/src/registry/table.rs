@@ -48,7 +48,7 @@ pub(crate) struct TaskTable {
 impl Drop for TaskTable {
     fn drop(&mut self) {
         for (record, _) in self.records.iter() {
-            lent::give_back(record.0.as_ptr().cast_const().cast());
+            lent::give_back(record.0.as_ptr());
         }
     }
 }
@@ -62,7 +62,7 @@ impl TaskTable {
     /// this table.
     pub(crate) unsafe fn insert(&mut self, record: &Arc<TaskRecord>, role: Role) -> usize {
         let pointer = NonNull::new(Arc::as_ptr(record).cast_mut()).expect("an `Arc` is never null");
-        lent::lend(pointer.as_ptr().cast_const().cast());
+        lent::lend(pointer.as_ptr());
         self.records.insert((Borrowed(pointer), role))
     }
 
@@ -70,7 +70,7 @@ impl TaskTable {
     /// was not there.
     pub(crate) fn remove(&mut self, key: usize) -> Option<Role> {
         let (record, role) = self.records.remove(key)?;
-        lent::give_back(record.0.as_ptr().cast_const().cast());
+        lent::give_back(record.0.as_ptr());
         Some(role)
     }
 

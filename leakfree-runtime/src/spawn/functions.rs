@@ -258,21 +258,21 @@ where
             // Dropped with the closure, whether it ran or was cancelled
             // before it started: the record leaves the table either way.
             let registration = Registration::new(scope.clone(), key, record.clone());
-            let task_record = record.clone();
             let handle = tokio::task::spawn_blocking(move || {
                 let registration = registration;
+                let task_record = registration.record();
                 task_record.begin_poll(false, None);
                 let result =
                     context::enter_context(&context, || catch_unwind(AssertUnwindSafe(function)));
                 match result {
                     Ok(value) => {
-                        panic_watch::task_ended(&task_record);
+                        panic_watch::task_ended(task_record);
                         value
                     }
                     Err(payload) => {
                         registration
                             .scope
-                            .record_panic(task_record, panic_message(&*payload));
+                            .record_panic(task_record.clone(), panic_message(&*payload));
                         resume_unwind(payload)
                     }
                 }

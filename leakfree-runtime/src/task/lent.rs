@@ -7,6 +7,8 @@
 //! which panics if the record is still listed. Release builds compile the
 //! first two to nothing and have no check (a record has no `Drop` there).
 
+use super::record::TaskRecord;
+
 #[cfg(debug_assertions)]
 mod set {
     use std::collections::HashSet;
@@ -19,7 +21,7 @@ mod set {
 }
 
 /// A table now lists the record at `address`.
-pub(crate) fn lend(address: *const ()) {
+pub(crate) fn lend(address: *const TaskRecord) {
     #[cfg(debug_assertions)]
     set::LENT.lock().insert(address as usize);
     #[cfg(not(debug_assertions))]
@@ -27,7 +29,7 @@ pub(crate) fn lend(address: *const ()) {
 }
 
 /// The table no longer lists the record at `address`.
-pub(crate) fn give_back(address: *const ()) {
+pub(crate) fn give_back(address: *const TaskRecord) {
     #[cfg(debug_assertions)]
     set::LENT.lock().remove(&(address as usize));
     #[cfg(not(debug_assertions))]
@@ -37,7 +39,7 @@ pub(crate) fn give_back(address: *const ()) {
 /// Called as the record at `address` is dropped: panics if a table still
 /// lists it.
 #[cfg(debug_assertions)]
-pub(crate) fn check_not_lent(address: *const ()) {
+pub(crate) fn check_not_lent(address: *const TaskRecord) {
     assert!(
         !set::LENT.lock().contains(&(address as usize)),
         "a task record was dropped while its scope's table still lists it \

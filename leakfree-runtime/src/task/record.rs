@@ -261,7 +261,7 @@ impl RuntimeWaker {
 #[cfg(debug_assertions)]
 impl Drop for TaskRecord {
     fn drop(&mut self) {
-        super::lent::check_not_lent(std::ptr::from_ref(self).cast());
+        super::lent::check_not_lent(self);
     }
 }
 
