@@ -29,11 +29,21 @@ const REQUEST_PATH: &str = env!("CARGO_BIN_EXE_request_path");
 const SPAWN_PATH: &str = env!("CARGO_BIN_EXE_spawn_path");
 
 #[test]
-fn request_path_serves_its_requests_in_both_modes() {
-    for mode in ["plain", "layer"] {
+fn request_path_serves_its_requests_in_every_mode_and_flavor() {
+    for mode in ["plain", "layer", "attribute"] {
         let (code, stdout, stderr) = run(REQUEST_PATH, &[mode, "200"]);
         assert_eq!(code, Some(0), "{stdout}{stderr}");
-        assert_eq!(stdout.trim(), format!("200 requests through {mode}"));
+        assert_eq!(
+            stdout.trim(),
+            format!("200 requests through {mode}, 1 tasks each, current_thread")
+        );
+        let (code, stdout, stderr) = run(REQUEST_PATH, &[mode, "50", "10", "multi"]);
+        assert_eq!(code, Some(0), "{stdout}{stderr}");
+        assert_eq!(
+            stdout.trim(),
+            format!("50 requests through {mode}, 10 tasks each, multi_thread")
+        );
+        assert!(!stderr.contains("leak"), "{stderr}");
     }
 }
 
@@ -42,7 +52,17 @@ fn request_path_names_a_bad_argument_and_exits_2() {
     assert_usage_error(
         REQUEST_PATH,
         &["layered", "10"],
-        "unknown mode \"layered\"; expected plain or layer",
+        "unknown mode \"layered\"; expected plain, layer or attribute",
+    );
+    assert_usage_error(
+        REQUEST_PATH,
+        &["layer", "10", "1", "threads"],
+        "unknown flavor \"threads\"; expected current or multi",
+    );
+    assert_usage_error(
+        REQUEST_PATH,
+        &["layer", "10", "some"],
+        "[tasks per request] takes a whole number, got \"some\"",
     );
     assert_usage_error(
         REQUEST_PATH,

@@ -19,6 +19,7 @@ fn the_quick_run_measures_every_variant_on_both_flavors() {
             "+ context per poll",
             "+ table slot (the wrapper)",
             "wrapper + probe",
+            "slab records, lazy probe",
             "leakfree::spawn",
         ] {
             let row = format!("| {flavor} | {variant} | ");

@@ -23,6 +23,12 @@
 //!   per-task `Arc` that forwards to tokio's waker, stored at the first
 //!   poll, borrowed for each poll): the blocked-forever probe, which must outlive the task while any
 //!   waker clone does, so it cannot live in tokio's cell;
+//! - **slab records, lazy probe**: the design the hot-path issue proposes,
+//!   built whole as a stand-in (`slab_record.rs`): the record a slot of
+//!   the scope's slab (no allocation per task), the probe waker made only
+//!   when a waker escapes a poll, the abort handle attached, the live count
+//!   and the context per poll; no table lock at the task's end unless it
+//!   is the slot's last user;
 //! - **leakfree**: `leakfree_runtime::spawn` in a scope, the real thing.
 //!
 //! Variants alternate within each round, so the shared machine's drift falls
@@ -44,6 +50,8 @@ use std::time::{Duration, Instant};
 use futures_util::task::{ArcWake, waker_ref};
 use parking_lot::Mutex;
 use pin_project_lite::pin_project;
+
+mod slab_record;
 
 /// What a stand-in scope keeps: a live count and a table.
 #[derive(Default)]
@@ -167,15 +175,17 @@ enum Variant {
     Entered,
     Wrapper,
     Probed,
+    Slab,
     Leakfree,
 }
 
-const VARIANTS: [Variant; 6] = [
+const VARIANTS: [Variant; 7] = [
     Variant::Tokio,
     Variant::Counted,
     Variant::Entered,
     Variant::Wrapper,
     Variant::Probed,
+    Variant::Slab,
     Variant::Leakfree,
 ];
 
@@ -192,6 +202,7 @@ impl Variant {
             Variant::Entered => "+ context per poll",
             Variant::Wrapper => "+ table slot (the wrapper)",
             Variant::Probed => "wrapper + probe",
+            Variant::Slab => "slab records, lazy probe",
             Variant::Leakfree => "leakfree::spawn",
         }
     }
@@ -221,6 +232,10 @@ async fn round(variant: Variant, tasks: usize) -> Duration {
                 probe,
             })
         })),
+        Variant::Slab => {
+            let scope = Arc::new(slab_record::SlabScope::default());
+            handles.extend((0..tasks).map(|_| slab_record::spawn(&scope, async {})));
+        }
         Variant::Leakfree => {
             let scope = leakfree_runtime::Scope::builder("floors").build();
             scope
