@@ -389,6 +389,14 @@ mod tests {
     /// Probes made (the only test of this file counts them).
     pub(super) static PROBES_MADE: AtomicUsize = AtomicUsize::new(0);
 
+    /// A slot is what a live task without an escaped waker costs beyond
+    /// tokio's cell (and its share of the slab's spare slots): the memory
+    /// row of `BENCHMARKS.md` cites it.
+    #[test]
+    fn a_slot_is_40_bytes() {
+        assert_eq!(std::mem::size_of::<Slot>(), 40);
+    }
+
     /// Every slot goes back to the free list once its task and its spawner
     /// are done, whichever finishes first; a probe is made only when a
     /// waker escapes, and a woken task is polled again.
