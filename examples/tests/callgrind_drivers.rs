@@ -81,12 +81,30 @@ fn spawn_path_runs_its_rounds_in_every_mode() {
     }
 }
 
+/// `hooked` runs where tokio has task hooks, and names the build it needs
+/// where it has none.
+#[test]
+fn spawn_path_hooked_mode_runs_only_where_tokio_has_hooks() {
+    let (code, stdout, stderr) = run(SPAWN_PATH, &["hooked", "2"]);
+    if cfg!(tokio_unstable) {
+        assert_eq!(code, Some(0), "{stdout}{stderr}");
+        assert_eq!(stdout.trim(), "2 rounds of hooked");
+        assert!(!stderr.contains("leaked"), "{stderr}");
+    } else {
+        assert_eq!(code, Some(2), "{stdout}{stderr}");
+        assert!(
+            stderr.contains("mode hooked needs a build with RUSTFLAGS=\"--cfg tokio_unstable\""),
+            "{stderr}"
+        );
+    }
+}
+
 #[test]
 fn spawn_path_names_a_bad_argument_and_exits_2() {
     assert_usage_error(
         SPAWN_PATH,
         &["spawn", "10"],
-        "unknown mode \"spawn\"; expected tokio, tracked, scope, yield-tokio or yield-tracked",
+        "unknown mode \"spawn\"; expected tokio, tracked, scope, yield-tokio, yield-tracked or hooked",
     );
     assert_usage_error(
         SPAWN_PATH,

@@ -13,7 +13,12 @@
 //!   (`tracked`: with `leakfree_runtime::spawn` inside one `Scope::run`);
 //! - `scope`: one empty `Scope::run`;
 //! - `yield-tokio`, `yield-tracked`: 100 tasks that each yield 100 times
-//!   (a poll and a wake each), then joined.
+//!   (a poll and a wake each), then joined;
+//! - `hooked`: 1,000 plain `tokio::spawn` tasks inside one `Scope::run` on
+//!   a runtime with leakfree's hooks installed (`hooks::install`), which
+//!   attribute each to the scope: table 1b's path. Only in a build with
+//!   `--cfg tokio_unstable` (tokio has no hooks without it); compare with
+//!   `tokio` in the same build.
 //!
 //! The difference of two totals over the difference of the rounds is one
 //! round's instructions (start-up cancels out); divide by the tasks or
@@ -26,7 +31,8 @@ use std::process::ExitCode;
 use leakfree_runtime::{Policy, Scope};
 use tokio::task::JoinError;
 
-const USAGE: &str = "usage: spawn_path <tokio|tracked|scope|yield-tokio|yield-tracked> <rounds>";
+const USAGE: &str =
+    "usage: spawn_path <tokio|tracked|scope|yield-tokio|yield-tracked|hooked> <rounds>";
 
 /// Tasks per round in the spawn modes.
 const TASKS: usize = 1_000;
@@ -41,6 +47,7 @@ enum Mode {
     Scope,
     YieldTokio,
     YieldTracked,
+    Hooked,
 }
 
 fn main() -> ExitCode {
@@ -52,10 +59,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a current_thread runtime");
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    builder.enable_all();
+    if matches!(mode, Mode::Hooked) {
+        leakfree_runtime::hooks::install(&mut builder);
+    }
+    let runtime = builder.build().expect("a current_thread runtime");
     runtime.block_on(async move {
         for _ in 0..rounds {
             round(mode).await;
@@ -90,6 +99,7 @@ async fn round(mode: Mode) {
             ))
             .await
         }
+        Mode::Hooked => in_scope(join_all((0..TASKS).map(|_| tokio::spawn(async { 1u32 })))).await,
     }
 }
 
@@ -128,9 +138,16 @@ fn parse(args: &[String]) -> Result<(Mode, u64), String> {
         "scope" => Mode::Scope,
         "yield-tokio" => Mode::YieldTokio,
         "yield-tracked" => Mode::YieldTracked,
+        "hooked" if cfg!(tokio_unstable) => Mode::Hooked,
+        "hooked" => {
+            return Err(
+                "mode hooked needs a build with RUSTFLAGS=\"--cfg tokio_unstable\" (tokio has no task hooks without it)"
+                    .to_string(),
+            );
+        }
         other => {
             return Err(format!(
-                "unknown mode {other:?}; expected tokio, tracked, scope, yield-tokio or yield-tracked"
+                "unknown mode {other:?}; expected tokio, tracked, scope, yield-tokio, yield-tracked or hooked"
             ));
         }
     };

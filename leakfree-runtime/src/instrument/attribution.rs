@@ -16,7 +16,11 @@
 //!
 //! # Invariants
 //! - An id is in the attribution map from its spawn hook to its terminate
-//!   hook; the map holds `Weak` scopes, so it never keeps a scope alive.
+//!   hook (which tokio also calls for a task its runtime's shutdown drops).
+//!   The map holds a strong reference to the task's scope, as a tracked
+//!   task's wrapper does: a scope's shared state lives until its last
+//!   attributed task ends (a reference taken and released once per task;
+//!   a `Weak` cost a `downgrade` loop, an `upgrade` loop and two drops).
 //! - The map is sharded by id; one shard lock is held at a time, and never
 //!   while calling into a scope.
 //! - The map is the only record of a hooked task's location and age; its
@@ -26,7 +30,7 @@
 use std::cell::Cell;
 use std::hash::{BuildHasher, BuildHasherDefault};
 use std::panic::Location;
-use std::sync::{Arc, LazyLock, Weak};
+use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use parking_lot::Mutex;
@@ -41,7 +45,7 @@ use crate::task::SpawnInstant;
 
 /// A task attributed by the spawn hook.
 struct Attribution {
-    scope: Weak<ScopeShared>,
+    scope: Arc<ScopeShared>,
     /// Let out of the scope by a location filter: counted as known, not judged.
     ignored: bool,
     location: &'static Location<'static>,
@@ -93,7 +97,7 @@ pub(crate) fn hooked_tasks(scope: &ScopeShared) -> Vec<HookedTask> {
         tasks.extend(
             shard
                 .iter()
-                .filter(|(_, a)| !a.ignored && std::ptr::eq(a.scope.as_ptr(), scope))
+                .filter(|(_, a)| !a.ignored && std::ptr::eq(Arc::as_ptr(&a.scope), scope))
                 .map(|(id, a)| HookedTask {
                     id: *id,
                     location: a.location,
@@ -144,17 +148,18 @@ pub fn on_task_spawn(meta: &TaskMeta<'_>) {
     }
     let location = meta.spawned_at();
     // Inside scoped work the scope is read in place (no reference taken but
-    // the map's `Weak`); else the parent task's attribution names it.
-    let attribution =
-        context::with_current(|current| current.map(|current| attribute(&current.scope, location)))
-            .or_else(|| spawning_scope_of_parent().map(|scope| attribute(&scope, location)));
+    // the map's own); else the parent task's attribution names it.
+    let attribution = context::with_current(|current| {
+        current.map(|current| attribute(current.scope.clone(), location))
+    })
+    .or_else(|| spawning_scope_of_parent().map(|scope| attribute(scope, location)));
     if let Some(attribution) = attribution {
         shard(meta.id()).lock().insert(meta.id(), attribution);
     }
 }
 
 /// Counts a task spawned at `location` in `scope`, and what the map keeps.
-fn attribute(scope: &Arc<ScopeShared>, location: &'static Location<'static>) -> Attribution {
+fn attribute(scope: Arc<ScopeShared>, location: &'static Location<'static>) -> Attribution {
     let filters = &scope.settings.filters;
     let ignored = !scope.settings.judge_plain_spawns
         || (!filters.is_empty() && filters.ignores(None, location));
@@ -164,7 +169,7 @@ fn attribute(scope: &Arc<ScopeShared>, location: &'static Location<'static>) -> 
         scope.hooked_task_started();
     }
     Attribution {
-        scope: Arc::downgrade(scope),
+        scope,
         ignored,
         location,
         spawned_at: SpawnInstant::now(),
@@ -178,12 +183,10 @@ pub fn on_task_terminate(meta: &TaskMeta<'_>) {
     let Some(attribution) = attribution else {
         return;
     };
-    if let Some(scope) = attribution.scope.upgrade() {
-        if attribution.ignored {
-            scope.ignored_task_ended(TaskKind::Async);
-        } else {
-            scope.hooked_task_ended();
-        }
+    if attribution.ignored {
+        attribution.scope.ignored_task_ended(TaskKind::Async);
+    } else {
+        attribution.scope.hooked_task_ended();
     }
 }
 
@@ -196,5 +199,56 @@ fn spawning_scope_of_parent() -> Option<Arc<ScopeShared>> {
     if attribution.ignored {
         return None;
     }
-    attribution.scope.upgrade()
+    Some(attribution.scope.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use crate::registry::context;
+
+    /// The map holds a task's scope until the task ends: a plain
+    /// `tokio::spawn` that outlives its scope keeps the scope's state (as a
+    /// tracked task's wrapper does), and its end, seen by tokio's terminate
+    /// hook, frees it. On a `current_thread` runtime that hook has run by
+    /// the time the task's `JoinHandle` returns.
+    #[test]
+    fn the_map_keeps_a_scope_until_its_last_attributed_task_ends() {
+        let mut builder = tokio::runtime::Builder::new_current_thread();
+        builder.enable_time();
+        crate::hooks::install(&mut builder);
+        let runtime = builder.build().expect("a runtime");
+        runtime.block_on(async {
+            let (release, released) = tokio::sync::oneshot::channel::<()>();
+            let ((state, task), report) = crate::Scope::builder("outlived")
+                .grace(Duration::ZERO)
+                .build()
+                .run_and_report(async move {
+                    let state = Arc::downgrade(&context::current().expect("in the scope").scope);
+                    let task = tokio::spawn(async move {
+                        let _ = released.await;
+                    });
+                    (state, task)
+                })
+                .await;
+            assert_eq!(
+                report.leaked().len(),
+                1,
+                "attributed and reported: {report}"
+            );
+            drop(report);
+            assert!(
+                state.upgrade().is_some(),
+                "the attributed task keeps its scope's state after the scope"
+            );
+            release.send(()).expect("the task waits");
+            task.await.expect("the task ends");
+            assert!(
+                state.upgrade().is_none(),
+                "the task's end gives the scope's state back"
+            );
+        });
+    }
 }
