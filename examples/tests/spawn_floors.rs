@@ -46,3 +46,29 @@ fn a_bad_argument_names_itself_and_exits_2() {
         "{stderr}"
     );
 }
+
+/// `--only` runs one variant's rounds for callgrind and names itself; an
+/// unknown variant is named with the ones it takes.
+#[test]
+fn only_runs_one_variant_and_names_a_bad_one() {
+    let output = Command::new(env!("CARGO_BIN_EXE_spawn_floors"))
+        .args(["--only", "slab", "--rounds", "2", "--tasks", "50"])
+        .output()
+        .expect("run the spawn_floors binary");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert_eq!(stdout.trim(), "2 rounds of 50 tasks, slab");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_spawn_floors"))
+        .args(["--only", "fastest"])
+        .output()
+        .expect("run the spawn_floors binary");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "--only takes one of tokio, counted, entered, wrapper, probed, slab, leakfree, got \"fastest\""
+        ),
+        "{stderr}"
+    );
+}

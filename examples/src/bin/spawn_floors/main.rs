@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p leakfree-examples --bin spawn_floors
-//! spawn_floors [--rounds R] [--tasks N] [--quick]
+//! spawn_floors [--rounds R] [--tasks N] [--quick] [--only VARIANT]
 //! ```
 //!
 //! Each round spawns N trivial tasks (default 1,000) and joins them, on a
@@ -34,7 +34,10 @@
 //! Variants alternate within each round, so the shared machine's drift falls
 //! on all alike; the medians over R rounds (default 200) and their ratios to
 //! tokio are printed. `--quick` (3 rounds of 100 tasks) only shows that it
-//! runs.
+//! runs. `--only VARIANT` (`tokio`, `counted`, `entered`, `wrapper`,
+//! `probed`, `slab`, `leakfree`) runs that variant's R rounds alone on the
+//! `current_thread` runtime and prints no times: a driver for callgrind,
+//! where two round counts give one task's instructions.
 //!
 //! Reading (`BENCHMARKS.md`): the wrapper costs little; the probe object is
 //! nearly all of the gap between a tracked spawn and `tokio::spawn`.
@@ -195,6 +198,19 @@ const ALL_PARTS: Parts = Parts {
 };
 
 impl Variant {
+    /// The name `--only` takes.
+    fn short(self) -> &'static str {
+        match self {
+            Variant::Tokio => "tokio",
+            Variant::Counted => "counted",
+            Variant::Entered => "entered",
+            Variant::Wrapper => "wrapper",
+            Variant::Probed => "probed",
+            Variant::Slab => "slab",
+            Variant::Leakfree => "leakfree",
+        }
+    }
+
     fn label(self) -> &'static str {
         match self {
             Variant::Tokio => "tokio::spawn",
@@ -279,12 +295,26 @@ fn measure(runtime: &tokio::runtime::Runtime, rounds: usize, tasks: usize) -> Ve
 }
 
 fn usage() -> ! {
-    eprintln!("usage: spawn_floors [--rounds R] [--tasks N] [--quick]");
+    eprintln!("usage: spawn_floors [--rounds R] [--tasks N] [--quick] [--only VARIANT]");
     std::process::exit(2);
+}
+
+/// `--only`: `rounds` rounds of one variant on a `current_thread` runtime.
+fn count_only(variant: Variant, rounds: usize, tasks: usize) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async move {
+        for _ in 0..rounds {
+            round(variant, tasks).await;
+        }
+    });
+    println!("{rounds} rounds of {tasks} tasks, {}", variant.short());
 }
 
 fn main() {
     let (mut rounds, mut tasks) = (200, 1000);
+    let mut only = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut number = || -> usize {
@@ -300,8 +330,25 @@ fn main() {
             "--rounds" => rounds = number(),
             "--tasks" => tasks = number(),
             "--quick" => (rounds, tasks) = (3, 100),
+            "--only" => {
+                let name = args.next().unwrap_or_default();
+                match VARIANTS.iter().find(|v| v.short() == name) {
+                    Some(variant) => only = Some(*variant),
+                    None => {
+                        let names: Vec<_> = VARIANTS.iter().map(|v| v.short()).collect();
+                        eprintln!(
+                            "spawn_floors: --only takes one of {}, got {name:?}",
+                            names.join(", ")
+                        );
+                        usage()
+                    }
+                }
+            }
             _ => usage(),
         }
+    }
+    if let Some(variant) = only {
+        return count_only(variant, rounds, tasks);
     }
     println!("{tasks} trivial tasks spawned and joined, medians of {rounds} rounds");
     println!();
