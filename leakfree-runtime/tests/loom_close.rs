@@ -8,20 +8,8 @@
 //! (by the closer or by its own spawner) unless it finished first.
 
 mod sync {
+    pub(crate) use loom::cell;
     pub(crate) use loom::sync::atomic;
-
-    /// parking_lot's `lock()` shape over loom's mutex.
-    #[derive(Debug)]
-    pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
-
-    impl<T> Mutex<T> {
-        pub(crate) fn new(value: T) -> Self {
-            Mutex(loom::sync::Mutex::new(value))
-        }
-        pub(crate) fn lock(&self) -> loom::sync::MutexGuard<'_, T> {
-            self.0.lock().unwrap()
-        }
-    }
 }
 
 #[path = "../src/task/abort_slot.rs"]
@@ -65,7 +53,7 @@ impl Scope {
     fn deregister(&self, key: usize) {
         self.table.lock().unwrap().retain(|(k, _)| *k != key);
     }
-    /// What `ScopeShared::close` does: flag, snapshot, abort each.
+    /// What `ScopeShared::close` does: flag (and fence), snapshot, abort each.
     fn close(&self) {
         start_closing(&self.closing);
         let live: Vec<Slot> = self
@@ -96,7 +84,8 @@ fn spawn(scope: &Arc<Scope>, key: usize) -> (thread::JoinHandle<()>, Arc<Task>) 
         thread::spawn(move || {
             let slot: Slot = Arc::new(AbortSlot::new());
             scope.register(key, &slot);
-            slot.attach(Handle(task), &scope.closing);
+            // SAFETY: the slot's one attach, by its spawner.
+            unsafe { slot.attach(Handle(task), &scope.closing) };
         })
     };
     (spawner, task)
@@ -145,7 +134,8 @@ fn a_finish_racing_the_close() {
         let task = Arc::new(Task::default());
         let slot: Slot = Arc::new(AbortSlot::new());
         scope.register(0, &slot);
-        slot.attach(Handle(task.clone()), &scope.closing);
+        // SAFETY: the slot's one attach.
+        unsafe { slot.attach(Handle(task.clone()), &scope.closing) };
 
         let finisher = {
             let scope = scope.clone();

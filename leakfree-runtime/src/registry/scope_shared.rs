@@ -269,8 +269,9 @@ impl ScopeShared {
                 None => CancellationToken::new(),
             })
             .clone();
-        // Pairs with the fence in `close`: either the closer sees the token
-        // and cancels it, or this sees `closing` (see the invariants).
+        // Pairs with the fence in `task::start_closing`, which `close` calls:
+        // either the closer sees the token and cancels it, or this sees
+        // `closing` (see the invariants).
         fence(Ordering::SeqCst);
         if self.closing.load(Ordering::SeqCst) {
             token.cancel();
@@ -421,8 +422,13 @@ impl ScopeShared {
 
     /// Gives a just-spawned task's record its abort handle; aborts the task
     /// if the scope is already closing.
-    pub(crate) fn attach(&self, record: &TaskRecord, abort: tokio::task::AbortHandle) {
-        record.attach(abort, &self.closing);
+    ///
+    /// # Safety
+    /// Called at most once per record, by its task's spawner
+    /// ([`TaskRecord::attach`]'s contract).
+    pub(crate) unsafe fn attach(&self, record: &TaskRecord, abort: tokio::task::AbortHandle) {
+        // SAFETY: this function's contract is the record's.
+        unsafe { record.attach(abort, &self.closing) };
     }
 
     /// The live records, in no particular order.
@@ -433,8 +439,8 @@ impl ScopeShared {
     /// Stops the scope: no task may start in it any more, its token is
     /// cancelled and every live task is aborted. Returns how many were aborted.
     pub(crate) fn close(&self) -> usize {
+        // Its `SeqCst` fence also orders the token's read below (see `token`).
         task::start_closing(&self.closing);
-        fence(Ordering::SeqCst);
         if let Some(token) = self.token.get() {
             token.cancel();
         }

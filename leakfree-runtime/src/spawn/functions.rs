@@ -117,7 +117,8 @@ where
         } => {
             let handle =
                 tokio::task::spawn_local(Tracked::new(future, context, record.clone(), key));
-            Placement::attach(explicit.as_deref(), &record, handle.abort_handle());
+            // SAFETY: the one attach of this new record, by its spawner.
+            unsafe { Placement::attach(explicit.as_deref(), &record, handle.abort_handle()) };
             JoinHandle::new(handle, true)
         }
     }
@@ -142,15 +143,21 @@ enum Placement {
 impl Placement {
     /// Gives a just-spawned task's record its abort handle (see the
     /// invariants above).
-    fn attach(explicit: Option<&ScopeShared>, record: &TaskRecord, abort: AbortHandle) {
+    ///
+    /// # Safety
+    /// Called at most once per record, by its task's spawner
+    /// ([`TaskRecord::attach`]'s contract).
+    unsafe fn attach(explicit: Option<&ScopeShared>, record: &TaskRecord, abort: AbortHandle) {
+        // SAFETY (each arm): the caller's contract, passed on; exactly one
+        // arm runs.
         match explicit {
-            Some(scope) => scope.attach(record, abort),
+            Some(scope) => unsafe { scope.attach(record, abort) },
             None => context::with_current(|current| match current {
-                Some(current) => current.scope.attach(record, abort),
+                Some(current) => unsafe { current.scope.attach(record, abort) },
                 // Unreachable in practice (the context was read moments
                 // ago); without it the closing check cannot be made, and
                 // the scope's close still sees the published handle.
-                None => record.attach(abort, &AtomicBool::new(false)),
+                None => unsafe { record.attach(abort, &AtomicBool::new(false)) },
             }),
         }
     }
@@ -221,7 +228,8 @@ where
             explicit,
         } => {
             let handle = tokio_spawn(name, Tracked::new(future, context, record.clone(), key));
-            Placement::attach(explicit.as_deref(), &record, handle.abort_handle());
+            // SAFETY: the one attach of this new record, by its spawner.
+            unsafe { Placement::attach(explicit.as_deref(), &record, handle.abort_handle()) };
             JoinHandle::new(handle, true)
         }
     }
@@ -277,7 +285,8 @@ where
                     }
                 }
             });
-            scope.attach(&record, handle.abort_handle());
+            // SAFETY: the one attach of this new record, by its spawner.
+            unsafe { scope.attach(&record, handle.abort_handle()) };
             JoinHandle::new(handle, true)
         }
     }

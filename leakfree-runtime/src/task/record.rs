@@ -93,8 +93,13 @@ impl TaskRecord {
 
     /// Links the record to the task tokio created for it; aborts the task at
     /// once if its scope is `closing` (see [`AbortSlot`]).
-    pub(crate) fn attach(&self, abort: AbortHandle, closing: &AtomicBool) {
-        self.abort.attach(abort, closing);
+    ///
+    /// # Safety
+    /// Called at most once per record: by its task's spawner, once tokio
+    /// has the task ([`AbortSlot::attach`]'s contract).
+    pub(crate) unsafe fn attach(&self, abort: AbortHandle, closing: &AtomicBool) {
+        // SAFETY: this function's contract is the slot's.
+        unsafe { self.abort.attach(abort, closing) };
     }
 
     pub(crate) fn id(&self) -> Option<Id> {
@@ -290,6 +295,37 @@ mod tests {
     #[test]
     fn a_record_is_88_bytes() {
         assert_eq!(std::mem::size_of::<super::TaskRecord>(), 88);
+    }
+
+    /// The abort slot is written once, by the spawner, without a lock
+    /// (`task/abort_slot.rs`): a second attach would write while readers
+    /// may read. Debug builds stop it before it writes.
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "an abort slot was attached twice")]
+    fn attaching_a_record_twice_fails_a_debug_build() {
+        use std::sync::atomic::AtomicBool;
+
+        use crate::report::TaskKind;
+        use crate::task::Role;
+
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let task = runtime.spawn(std::future::pending::<()>());
+        let record = super::TaskRecord::new(
+            None,
+            std::panic::Location::caller(),
+            TaskKind::Async,
+            Role::Regular,
+        );
+        let closing = AtomicBool::new(false);
+        // SAFETY: broken on purpose by the second call, which panics before
+        // it writes; nothing reads the slot meanwhile.
+        unsafe {
+            record.attach(task.abort_handle(), &closing);
+            record.attach(task.abort_handle(), &closing);
+        }
     }
 
     #[test]
