@@ -166,7 +166,9 @@ impl Default for SlabScope {
 }
 
 impl SlabScope {
-    /// Takes a slot for a task spawned at `location` and counts it live.
+    /// Takes a slot for a task spawned where the caller's caller was
+    /// called (`spawn` and this both track their caller), writes its fixed
+    /// fields, and counts the task live.
     #[track_caller]
     fn register(&self) -> SlotRef {
         let location = std::panic::Location::caller();
