@@ -4,14 +4,24 @@
 
 use std::process::Command;
 
-#[test]
-fn the_quick_run_measures_every_variant_on_both_flavors() {
+/// Runs `spawn_floors` with `args`: its exit code, standard output and
+/// standard error.
+fn run(args: &[&str]) -> (Option<i32>, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_spawn_floors"))
-        .arg("--quick")
+        .args(args)
         .output()
         .expect("run the spawn_floors binary");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_quick_run_measures_every_variant_on_both_flavors() {
+    let (code, stdout, _) = run(&["--quick"]);
+    assert_eq!(code, Some(0), "{stdout}");
     for flavor in ["current_thread", "multi_thread"] {
         for variant in [
             "tokio::spawn",
@@ -35,12 +45,8 @@ fn the_quick_run_measures_every_variant_on_both_flavors() {
 
 #[test]
 fn a_bad_argument_names_itself_and_exits_2() {
-    let output = Command::new(env!("CARGO_BIN_EXE_spawn_floors"))
-        .args(["--rounds", "zero"])
-        .output()
-        .expect("run the spawn_floors binary");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let (code, _, stderr) = run(&["--rounds", "zero"]);
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains("--rounds takes a positive whole number"),
         "{stderr}"
@@ -51,20 +57,12 @@ fn a_bad_argument_names_itself_and_exits_2() {
 /// unknown variant is named with the ones it takes.
 #[test]
 fn only_runs_one_variant_and_names_a_bad_one() {
-    let output = Command::new(env!("CARGO_BIN_EXE_spawn_floors"))
-        .args(["--only", "slab", "--rounds", "2", "--tasks", "50"])
-        .output()
-        .expect("run the spawn_floors binary");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    let (code, stdout, _) = run(&["--only", "slab", "--rounds", "2", "--tasks", "50"]);
+    assert_eq!(code, Some(0), "{stdout}");
     assert_eq!(stdout.trim(), "2 rounds of 50 tasks, slab");
 
-    let output = Command::new(env!("CARGO_BIN_EXE_spawn_floors"))
-        .args(["--only", "fastest"])
-        .output()
-        .expect("run the spawn_floors binary");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let (code, _, stderr) = run(&["--only", "fastest"]);
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains(
             "--only takes one of tokio, counted, entered, wrapper, probed, slab, leakfree, got \"fastest\""
